@@ -1,0 +1,36 @@
+-- run_results
+-- grain: one row per run
+-- Features: each run's hyper-parameters (run_params) beside the headline numbers of its
+-- curves: the last and best validation loss, the last and best task score (val_acc for
+-- classification: balanced accuracy on binary tasks; val_r2 for regression), the last
+-- training loss, and how far it got. Runs with no metrics yet have nulls.
+create or replace view run_results as
+with params as (
+    select * from run_params
+),
+metric_rows as (
+    select run_id, step, metric, value from metrics
+),
+per_run as (
+    select
+        run_id,
+        max(step) as last_step,
+        arg_max(value, step) filter (where metric = 'train_loss') as final_train_loss,
+        arg_max(value, step) filter (where metric = 'val_loss') as final_val_loss,
+        min(value) filter (where metric = 'val_loss' and isfinite(value)) as best_val_loss,
+        arg_max(value, step) filter (where metric = 'val_acc') as final_val_acc,
+        max(value) filter (where metric = 'val_acc') as best_val_acc,
+        arg_max(value, step) filter (where metric = 'val_r2') as final_val_r2,
+        max(value) filter (where metric = 'val_r2') as best_val_r2,
+        arg_max(value, step) filter (where metric = 'pred_std') as final_pred_std,
+        arg_max(value, step) filter (where metric = 'sigma_max_hh') as final_sigma_max_hh,
+        bool_or(metric = 'nonfinite') as went_nonfinite
+    from metric_rows
+    group by run_id
+),
+final as (
+    select params.*, per_run.* exclude (run_id)
+    from params
+    left join per_run using (run_id)
+)
+select * from final;

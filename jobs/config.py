@@ -1,0 +1,106 @@
+"""The trial config: the one thing that crosses from the driver into a Ray worker.
+
+Every default lives here, one comment per knob. A grid file overrides any of them; a list
+value in the grid is an axis (see `rnnsweep.service.spec`). Models are frozen and strict:
+an unknown key, a string where a number belongs or a NaN learning rate is an error, never
+silently coerced or dropped.
+
+This module must stay importable without torch: the CLI imports it at start-up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TaskName = Literal["events", "word_vectors", "sequences4", "file"]
+Probability = Annotated[float, Field(ge=0, lt=1)]
+
+
+class Section(BaseModel):
+    """Base of every config table: frozen, strict, no unknown keys, finite floats."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+class DataConfig(Section):
+    seed: int = Field(0, ge=0)  # dataset seed: every trial of a sweep sees the same data
+    n_train: int = Field(2048, gt=0)  # training sequences (words, for word_vectors)
+    n_val: int = Field(512, gt=0)  # validation sequences
+    seq_len: int = Field(40, gt=0)  # time steps per sequence (padded word length)
+    n_features: int = Field(4, gt=0)  # input channels (events, sequences4)
+    positive_rate: float = Field(0.05, gt=0, lt=1)  # events: fraction of positive sequences
+    noise: float = Field(0.3, ge=0)  # std of the Gaussian noise on every channel
+    target_dim: int = Field(32, gt=0)  # word_vectors: size of the regressed vector
+    path: str = ""  # file task: .npz or .parquet with your sequences (README: "Your own data")
+    val_fraction: float = Field(0.2, gt=0, lt=1)  # file task: held out when no val split is given
+
+
+class ModelConfig(Section):
+    cell: Literal["rnn", "lstm", "gru"] = "lstm"  # rnn = Elman RNN with tanh
+    hidden: int = Field(64, gt=0)  # units per direction
+    layers: int = Field(1, ge=1)  # stacked recurrent layers
+    bidirectional: bool = False
+    dropout: float = Field(0.0, ge=0, lt=1)  # between stacked layers (torch semantics)
+
+
+class OptimizerConfig(Section):
+    name: Literal["adam", "sgd", "rmsprop"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    # A pair, so in a grid an axis of betas is a list of pairs: [[0.9, 0.999], [0.5, 0.999]].
+    betas: tuple[Probability, Probability] = Field((0.9, 0.999), strict=False)
+    momentum: float = Field(0.0, ge=0, lt=1)  # sgd and rmsprop
+    # Coupled L2 (added to the gradient, torch's `weight_decay`), on weight matrices only:
+    # biases are never decayed.
+    weight_decay: float = Field(0.0, ge=0)
+    # "non_recurrent" leaves the recurrent matrices W_hh alone: the fix for seed 000, where
+    # L2 on W_hh pushes its largest singular value below 1 and memory fades.
+    weight_decay_on: Literal["all", "non_recurrent"] = "all"
+
+
+class TrainingConfig(Section):
+    batch_size: int = Field(64, gt=0)
+    clip_grad_norm: float = Field(0.0, ge=0)  # max total gradient norm; 0 = off
+    lr_schedule: Literal["constant", "cosine", "step"] = "constant"
+    lr_step_epochs: int = Field(10, gt=0)  # step schedule: multiply lr by lr_gamma every N epochs
+    lr_gamma: float = Field(0.1, gt=0, le=1)
+    pos_weight: float = Field(1.0, gt=0)  # binary tasks: loss weight of the positive class
+
+
+class ResourcesConfig(Section):
+    cpus_per_trial: float = Field(1.0, gt=0)  # Ray resources; fractions allowed
+    gpus_per_trial: float = Field(0.0, ge=0)
+    max_retries: int = Field(2, ge=0)  # Ray re-runs a trial whose worker or node died
+
+
+class TrialConfig(Section):
+    """One fully resolved trial. Its hash (minus resources) is the run_id."""
+
+    sweep: str
+    task: TaskName
+    seed: int = Field(ge=0)  # model initialisation and batch order
+    epochs: int = Field(gt=0)
+    evals_per_epoch: int = Field(1, ge=1)  # validation passes per epoch
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    training: TrainingConfig = TrainingConfig()
+    resources: ResourcesConfig = ResourcesConfig()
+
+    @property
+    def run_id(self) -> str:
+        return run_id_of(self)
+
+
+def run_id_of(config: TrialConfig) -> str:
+    """Stable 16-hex-digit hash of everything that shapes a run's results.
+
+    Resources are left out: where a trial runs does not change what it computes, so
+    moving a sweep from 1 CPU to a GPU re-uses its finished runs.
+    """
+    identity = config.model_dump(mode="json", exclude={"resources"})
+    canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

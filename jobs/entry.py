@@ -1,0 +1,56 @@
+"""The body of one Ray task: claim an attempt, train, write the metric log, report back.
+
+What comes back to the driver is a small summary; the metrics themselves travel through the
+metric log (Arrow chunks in storage), which the warehouse loads exactly once.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from rnnsweep.jobs.config import TrialConfig
+from rnnsweep.jobs.metric_log import MetricLog, attempt_dir, claim_attempt, resolve_storage
+
+
+def node_name() -> str:
+    """host:ray-node-id-prefix, so trials on two nodes of one machine stay apart."""
+    host = socket.gethostname()
+    try:
+        import ray
+
+        if ray.is_initialized():
+            return f"{host}:{ray.get_runtime_context().get_node_id()[:8]}"
+    except ImportError:  # running outside Ray (tests, a plain loop)
+        pass
+    return host
+
+
+def run_trial(config: TrialConfig, storage_uri: str) -> dict:
+    import torch
+
+    from rnnsweep.jobs.train import train
+
+    started_at = time.time()
+    node = node_name()
+    fs, base = resolve_storage(storage_uri)
+    run_id = config.run_id
+    attempt = claim_attempt(fs, base, config.sweep, run_id, node)
+    log = MetricLog(fs, attempt_dir(base, config.sweep, run_id, attempt), run_id, attempt)
+    use_gpu = config.resources.gpus_per_trial > 0 and torch.cuda.is_available()
+    try:
+        outcome = train(config, log, "cuda" if use_gpu else "cpu")
+    finally:
+        log.flush()  # a trial that raises keeps what it measured
+    return {
+        "run_id": run_id,
+        "attempt": attempt,
+        "status": outcome.status,
+        "stop_reason": outcome.stop_reason,
+        "steps": outcome.steps,
+        "chunks": log.chunks_written,
+        "node": node,
+        "started_at": started_at,
+        "ended_at": time.time(),
+        "final": outcome.final,
+    }

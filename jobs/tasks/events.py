@@ -1,0 +1,65 @@
+"""Seed 000: detect a rare event in multivariate sequences.
+
+The event is what the seed's hand-written state machine detects: the sum of channel 0 over
+a window of WINDOW steps crosses THRESHOLD. Positive sequences get a burst on channel 0
+lasting 10 to 20 steps (the seed's "sometimes 10, sometimes 20 time steps"); negatives get
+decoys: weak bursts on channel 0 and strong bursts on the other channels, so the model has
+to learn which channel and how much. Labels are then computed from the data by the rule
+itself, so they are true by definition. Loss: BCE with the positive class weighted
+(`training.pos_weight`); metric: balanced accuracy, since plain accuracy rewards "never".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnsweep.jobs.config import DataConfig
+from rnnsweep.jobs.tasks import TaskData, split_rngs
+
+WINDOW = 10
+THRESHOLD = 5.0
+BURST_STEPS = (10, 20)
+EVENT_AMPLITUDE = (0.8, 1.2)  # per step on channel 0: a window sum of 8 to 12
+DECOY_AMPLITUDE = (0.1, 0.3)  # per step on channel 0: at most 3, well under the threshold
+
+
+def windowed_max(channel: np.ndarray, window: int = WINDOW) -> np.ndarray:
+    """Largest sum over `window` consecutive steps, per sequence. channel: (n, seq_len)."""
+    window = min(window, channel.shape[1])
+    cumsum = np.cumsum(channel, axis=1, dtype=np.float64)
+    cumsum = np.concatenate([np.zeros((channel.shape[0], 1)), cumsum], axis=1)
+    return (cumsum[:, window:] - cumsum[:, :-window]).max(axis=1)
+
+
+def label(x: np.ndarray) -> np.ndarray:
+    return (windowed_max(x[:, :, 0]) > THRESHOLD).astype(np.int64)
+
+
+def _add_burst(x: np.ndarray, rows: np.ndarray, channel: int, amplitude: tuple, rng) -> None:
+    seq_len = x.shape[1]
+    for row in rows:
+        length = min(int(rng.integers(BURST_STEPS[0], BURST_STEPS[1] + 1)), seq_len)
+        start = int(rng.integers(0, seq_len - length + 1))
+        x[row, start : start + length, channel] += rng.uniform(*amplitude)
+
+
+def generate(n: int, config: DataConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    x = rng.normal(0.0, config.noise, size=(n, config.seq_len, config.n_features))
+    n_positive = max(1, round(n * config.positive_rate))
+    order = rng.permutation(n)
+    positives, negatives = order[:n_positive], order[n_positive:]
+    _add_burst(x, positives, 0, EVENT_AMPLITUDE, rng)
+    _add_burst(x, negatives[: len(negatives) // 2], 0, DECOY_AMPLITUDE, rng)
+    if config.n_features > 1:
+        decoys = rng.choice(n, size=n // 2, replace=False)
+        for channel in range(1, config.n_features):
+            _add_burst(x, decoys, channel, EVENT_AMPLITUDE, rng)
+    x = x.astype(np.float32)
+    return x, label(x)
+
+
+def make(config: DataConfig) -> TaskData:
+    train_rng, val_rng = split_rngs(config.seed)
+    x_train, y_train = generate(config.n_train, config, train_rng)
+    x_val, y_val = generate(config.n_val, config, val_rng)
+    return TaskData(x_train, y_train, x_val, y_val, kind="binary", n_outputs=1)

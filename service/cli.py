@@ -1,0 +1,131 @@
+"""The `rnnsweep` command: a thin shell over the library.
+
+Each command parses its options, calls one function and renders the result. Data goes to
+stdout (table, csv, json, parquet); progress and errors go to stderr. A user error prints
+`error: ...` lines and exits non-zero; a traceback means a bug.
+Heavy imports (ray, torch) happen inside the functions that need them, so `--help` is instant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.metadata import version
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from rnnsweep.service import reports
+from rnnsweep.service.errors import UserError
+from rnnsweep.service.render import OutputFormat, stderr_console, write_table
+
+DEFAULT_WAREHOUSE = Path("rnnsweep-data/warehouse.duckdb")
+RESULT_ROWS_SHOWN = 20  # in the table after a sweep; csv/json get every row
+
+app = typer.Typer(
+    help="Run grids of RNN training configurations on Ray, land every metric in DuckDB, query them with SQL.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+WarehouseOption = Annotated[
+    Path,
+    typer.Option("--warehouse", "-w", envvar="RNNSWEEP_WAREHOUSE", help="DuckDB warehouse file.", show_default=True),
+]
+FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    try:
+        yield
+    except UserError as e:
+        console = stderr_console()
+        for line in str(e).splitlines():
+            console.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(e.exit_code) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"rnnsweep {version('rnnsweep')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = None,
+) -> None:
+    pass
+
+
+@app.command(epilog="Example: rnnsweep submit examples/quickstart.toml   (add --dry-run to see the grid first)")
+def submit(
+    grid: Annotated[Path, typer.Argument(help="The grid file (TOML).", show_default=False)],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the expanded grid; submit nothing, write nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Allow grids of more than 10,000 trials.")] = False,
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster address (e.g. ray://head:10001); default: start a local Ray.")] = None,
+    num_cpus: Annotated[Optional[int], typer.Option(help="CPUs for the local Ray (default: all).", min=1)] = None,
+    max_in_flight: Annotated[Optional[int], typer.Option(help="Most trials queued on Ray at once (default: 2x what fits).", min=1)] = None,
+    storage: Annotated[Optional[str], typer.Option(help="Where metric logs go: a path or a pyarrow URI (default: beside the warehouse).")] = None,
+    warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
+    fmt: FormatOption = OutputFormat.table,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Expand GRID into trials and train the ones not finished yet on Ray; metrics land in the warehouse."""
+    from rnnsweep.service.spec import load_grid
+
+    with user_errors():
+        spec = load_grid(grid, allow_large=yes)
+        if dry_run:
+            write_table(reports.grid_table(spec), fmt)
+            axes = ", ".join(f"{k} ({len(v)})" for k, v in spec.axes.items()) or "none"
+            stderr_console().print(f"{len(spec.trials)} trials, axes: {axes}. Dry run: nothing submitted.", highlight=False)
+            return
+        from rnnsweep.service.submit import run_sweep
+
+        storage_uri = storage or str((warehouse.parent / "logs").resolve())
+        report = run_sweep(spec, warehouse, storage_uri, address, num_cpus, max_in_flight, show_progress=not quiet)
+        results = reports.sweep_results(warehouse, spec)
+        if fmt is OutputFormat.table and results.num_rows > RESULT_ROWS_SHOWN:
+            results = results.slice(0, RESULT_ROWS_SHOWN)
+            stderr_console().print(f"best {RESULT_ROWS_SHOWN} runs by validation loss; `rnnsweep status {spec.name}` lists all", highlight=False)
+        write_table(results, fmt)
+        stderr_console().print(reports.summary_line(report), highlight=False)
+
+
+@app.command(epilog="Example: rnnsweep status   or   rnnsweep status l2-vs-lr")
+def status(
+    sweep: Annotated[Optional[str], typer.Argument(help="A sweep's name: list its runs.", show_default=False)] = None,
+    warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Sweeps and their runs by state (pending, running, finished, failed, stopped, cancelled)."""
+    with user_errors():
+        write_table(reports.sweep_runs(warehouse, sweep) if sweep else reports.sweeps(warehouse), fmt)
+
+
+@app.command(
+    epilog="Example: rnnsweep query \"select cell, lr, weight_decay, min(value) as best_val_loss "
+    "from metrics join run_params using (run_id) where metric = 'val_loss' group by all order by 4\""
+)
+def query(
+    sql: Annotated[str, typer.Argument(help="One SQL statement; '-' reads it from stdin.", show_default=False)],
+    warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
+    fmt: FormatOption = OutputFormat.table,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds before the query is stopped.", min=0.1)] = 60.0,
+) -> None:
+    """Run read-only SQL on the warehouse (tables sweeps, runs, metrics; views run_params, run_results, ...)."""
+    from rnnsweep.service.query import run_query
+
+    with user_errors():
+        if sql == "-":
+            sql = typer.get_text_stream("stdin").read()
+        write_table(run_query(warehouse, sql, timeout=timeout), fmt, output)
+
+
+def main() -> None:
+    app()

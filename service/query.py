@@ -1,0 +1,59 @@
+"""Read-only, sandboxed access to the warehouse for `rnnsweep query`, `status` and reports.
+
+A read-only DuckDB connection alone still reads arbitrary files, writes with COPY, ATTACHes
+other databases and installs extensions (DuckDB: "treat SQL like code"). This one turns
+external access and extension loading off, caps memory and threads, locks the
+configuration, and interrupts a query that runs past its time limit.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from rnnsweep.service.errors import UserError
+from rnnsweep.service.warehouse import connect_with_retry
+
+SANDBOX = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "memory_limit": "2GB",
+    "threads": 2,
+    "lock_configuration": True,
+}
+DEFAULT_TIMEOUT_SECONDS = 60.0
+
+
+@contextmanager
+def read_only(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    if not path.exists():
+        raise UserError(f"{path}: no warehouse here yet; run `rnnsweep submit GRID` first, or pass --warehouse")
+    con = connect_with_retry(path, read_only=True, config=SANDBOX)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def run_query(path: Path, sql: str, params: dict | None = None, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> pa.Table:
+    """Run one SQL statement against the warehouse; a user-facing error on bad SQL or timeout."""
+    with read_only(path) as con:
+        timer = threading.Timer(timeout, con.interrupt)
+        timer.start()
+        try:
+            relation = con.sql(sql, params=params or {})
+            return relation.to_arrow_table() if relation is not None else pa.table({})
+        except duckdb.InterruptException:
+            raise UserError(f"query stopped after {timeout:g} s (--timeout to allow longer)") from None
+        except duckdb.Error as e:
+            first_line = str(e).strip().splitlines()[0]
+            raise UserError(f"query failed: {first_line}") from None
+        finally:
+            timer.cancel()

@@ -1,0 +1,168 @@
+"""Running trials on Ray: one task per trial, bounded in flight, results in completion order.
+
+Ray reuses worker processes between tasks of the same function, so torch is imported once
+per worker, not once per trial. Ray re-runs a task whose worker or node died (up to
+`resources.max_retries`); an exception raised by the trial itself is not retried: it is the
+trial's result (failed, with its error text).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from rnnsweep.jobs.config import TrialConfig
+from rnnsweep.service.errors import UserError
+
+
+@contextmanager
+def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[None]:
+    """Connect to a cluster (`address`) or start a local Ray that ends with the block.
+
+    A Ray already initialised in this process (a test fixture, a notebook) is used as is
+    and left running.
+    """
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        ray.init(
+            address=address,
+            num_cpus=num_cpus if address is None else None,
+            include_dashboard=False,
+            logging_level=logging.ERROR,
+            log_to_driver=False,
+        )
+    except (ConnectionError, ValueError, RuntimeError) as e:
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        raise UserError(f"could not start {where}: {str(e).splitlines()[0]}") from None
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def check_fits(trials: list[TrialConfig]) -> None:
+    """Refuse trials no node can ever run, instead of letting Ray wait for them forever."""
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    most_cpus = max((n.get("CPU", 0) for n in nodes), default=0)
+    most_gpus = max((n.get("GPU", 0) for n in nodes), default=0)
+    cpus = max(t.resources.cpus_per_trial for t in trials)
+    gpus = max(t.resources.gpus_per_trial for t in trials)
+    if cpus > most_cpus:
+        raise UserError(f"resources.cpus_per_trial = {cpus:g}, but the largest Ray node has {most_cpus:g} CPUs")
+    if gpus > most_gpus:
+        raise UserError(
+            f"resources.gpus_per_trial = {gpus:g}, but the largest Ray node has {most_gpus:g} GPUs"
+            + ("; set gpus_per_trial = 0 to train on CPU" if most_gpus == 0 else "")
+        )
+
+
+def default_max_in_flight(trials: list[TrialConfig]) -> int:
+    """Twice the trials the cluster can run at once: workers never idle, the queue stays short."""
+    import ray
+
+    total = ray.cluster_resources()
+    slots = min(
+        total.get("CPU", 1) / max(t.resources.cpus_per_trial for t in trials),
+        total.get("GPU", 0) / max(t.resources.gpus_per_trial for t in trials)
+        if any(t.resources.gpus_per_trial for t in trials)
+        else float("inf"),
+    )
+    return max(1, int(2 * slots))
+
+
+@dataclass
+class TrialRunner:
+    """Feeds trials to Ray and collects what comes back; knows nothing of the warehouse."""
+
+    trials: list[TrialConfig]
+    storage_uri: str
+    max_in_flight: int
+    queue: deque = field(init=False)
+    in_flight: dict = field(init=False, default_factory=dict)  # ObjectRef -> TrialConfig
+
+    def __post_init__(self):
+        import ray
+
+        from rnnsweep.jobs.entry import run_trial
+
+        self.queue = deque(self.trials)
+        self._remote = ray.remote(run_trial)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.queue or self.in_flight)
+
+    @property
+    def running_run_ids(self) -> list[str]:
+        return [t.run_id for t in self.in_flight.values()]
+
+    def submit_more(self) -> list[str]:
+        started = []
+        while self.queue and len(self.in_flight) < self.max_in_flight:
+            trial = self.queue.popleft()
+            ref = self._remote.options(
+                num_cpus=trial.resources.cpus_per_trial,
+                num_gpus=trial.resources.gpus_per_trial,
+                max_retries=trial.resources.max_retries,
+                retry_exceptions=False,
+                name=f"trial-{trial.run_id}",
+            ).remote(trial, self.storage_uri)
+            self.in_flight[ref] = trial
+            started.append(trial.run_id)
+        return started
+
+    def wait(self, timeout: float) -> list[tuple[TrialConfig, dict | None, str | None]]:
+        """Trials that ended within `timeout`: (trial, summary, None) or (trial, None, error)."""
+        import ray
+
+        if not self.in_flight:
+            time.sleep(min(timeout, 0.05))
+            return []
+        ready, _ = ray.wait(list(self.in_flight), num_returns=len(self.in_flight), timeout=timeout, fetch_local=False)
+        ended = []
+        for ref in ready:
+            trial = self.in_flight.pop(ref)
+            try:
+                ended.append((trial, ray.get(ref), None))
+            except ray.exceptions.RayError as e:
+                ended.append((trial, None, describe_failure(e)))
+        return ended
+
+    def cancel_all(self) -> list[str]:
+        """Stop everything in flight and forget the queue; returns the run_ids that were running."""
+        import ray
+
+        cancelled = self.running_run_ids
+        for ref in self.in_flight:
+            ray.cancel(ref, force=True)
+        self.in_flight.clear()
+        self.queue.clear()
+        return cancelled
+
+
+def describe_failure(error: Exception) -> str:
+    """One line for runs.error: the trial's own exception, or what Ray says happened."""
+    import ray
+
+    if isinstance(error, ray.exceptions.RayTaskError):
+        cause = error.cause
+        if cause is not None:
+            return f"{type(cause).__name__}: {cause}".strip()
+        return str(error).strip().splitlines()[-1]
+    if isinstance(error, ray.exceptions.WorkerCrashedError):
+        return "worker died while running the trial (retries exhausted)"
+    if isinstance(error, ray.exceptions.NodeDiedError):
+        return "node died while running the trial (retries exhausted)"
+    return f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"

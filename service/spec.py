@@ -1,0 +1,252 @@
+"""grid.toml: parse, validate, expand into trial configs.
+
+A list value is a grid axis; the grid is the cartesian product of its axes. Keys whose
+value is itself a pair (`optimizer.betas`) take a list of pairs as an axis. Validation is
+strict and reports every problem at once, as `grid.toml: optimizer.lr[2]: must be > 0`,
+with a "did you mean" for misspelled keys; nothing is expanded while any error remains.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+
+from rnnsweep.jobs.config import (
+    DataConfig,
+    ModelConfig,
+    OptimizerConfig,
+    ResourcesConfig,
+    Section,
+    TaskName,
+    TrainingConfig,
+    TrialConfig,
+)
+from rnnsweep.service.errors import GridError
+
+MAX_GRID_BYTES = 1 << 20  # tomllib can be made to chew on a huge file; nobody's grid is 1 MiB
+MAX_TRIALS_WITHOUT_YES = 10_000
+
+
+class SweepSection(Section):
+    """[sweep]: what the sweep is called, which task, and the per-trial schedule."""
+
+    name: str = Field("", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # default: file name
+    task: TaskName = "events"
+    seeds: int = Field(0, ge=0)  # a list of seeds is an axis, like any other list
+    epochs: int = Field(10, gt=0)
+    evals_per_epoch: int = Field(1, ge=1)
+
+
+SECTIONS: dict[str, type[Section]] = {
+    "sweep": SweepSection,
+    "data": DataConfig,
+    "model": ModelConfig,
+    "optimizer": OptimizerConfig,
+    "training": TrainingConfig,
+    "resources": ResourcesConfig,
+}
+SINGLE_VALUED = {("sweep", "name")}
+PAIR_VALUED = {("optimizer", "betas")}
+
+
+@dataclass(frozen=True)
+class Grid:
+    name: str
+    path: Path
+    text: str
+    axes: dict[str, list]  # "optimizer.lr" -> its values, only keys with 2 or more values
+    trials: list[TrialConfig]
+
+
+def load_grid(path: str | Path, allow_large: bool = False) -> Grid:
+    """Read, validate and expand a grid file; raises GridError listing every problem."""
+    path = Path(path)
+    label = str(path)
+    text = _read_text(path, label)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise GridError([f"{label}: TOML syntax error: {e}"]) from None
+    return build_grid(raw, path, text, allow_large)
+
+
+def _read_text(path: Path, label: str) -> str:
+    try:
+        if path.stat().st_size > MAX_GRID_BYTES:
+            raise GridError([f"{label}: file is larger than {MAX_GRID_BYTES >> 20} MiB; is it really a grid?"])
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise GridError([f"{label}: no such file"]) from None
+    except IsADirectoryError:
+        raise GridError([f"{label}: is a directory, not a grid file"]) from None
+    except PermissionError:
+        raise GridError([f"{label}: cannot read file (permission denied)"]) from None
+    except UnicodeDecodeError:
+        raise GridError([f"{label}: not UTF-8 text"]) from None
+
+
+def build_grid(raw: dict, path: Path, text: str = "", allow_large: bool = False) -> Grid:
+    label = str(path)
+    errors: list[str] = []
+    values: dict[tuple[str, str], list] = {}  # (section, key) -> validated values
+    for section, body in raw.items():
+        if section not in SECTIONS:
+            errors.append(f"{label}: {section}: unknown table{_did_you_mean(section, SECTIONS)}")
+        elif not isinstance(body, dict):
+            errors.append(f"{label}: {section}: must be a table ([{section}])")
+        else:
+            for key, value in body.items():
+                values[(section, key)] = _validate_key(label, section, key, value, errors)
+    if errors:
+        raise GridError(errors)
+
+    name = _single(values, ("sweep", "name"), "") or path.stem
+    _check_name(label, name, errors)
+    _resolve_data_paths(label, path, values, errors)
+    _check_task_needs(label, values, errors)
+    if errors:
+        raise GridError(errors)
+
+    axes = {f"{s}.{k}": v for (s, k), v in values.items() if len(v) > 1}
+    size = math.prod(len(v) for v in values.values())
+    if size > MAX_TRIALS_WITHOUT_YES and not allow_large:
+        shape = " x ".join(f"{k}: {len(v)}" for k, v in axes.items())
+        raise GridError([f"{label}: grid expands to {size:,} trials ({shape}); pass --yes to submit more than {MAX_TRIALS_WITHOUT_YES:,}"])
+    return Grid(name, path, text, axes, list(_expand(name, values)))
+
+
+def _validate_key(label: str, section: str, key: str, value: Any, errors: list[str]) -> list:
+    """Validate one key's value or axis; returns the validated values (empty on error)."""
+    model = SECTIONS[section]
+    where = f"{label}: {section}.{key}"
+    if key not in model.model_fields:
+        errors.append(f"{where}: unknown key{_did_you_mean(key, model.model_fields)}")
+        return []
+    is_axis = isinstance(value, list) and (
+        (section, key) not in PAIR_VALUED or not value or all(isinstance(v, list) for v in value)
+    )
+    if is_axis and (section, key) in SINGLE_VALUED:
+        errors.append(f"{where}: must be a single value, not a list")
+        return []
+    if is_axis and not value:
+        errors.append(f"{where}: empty list; an axis needs at least one value")
+        return []
+    validated = []
+    for index, item in enumerate(value if is_axis else [value]):
+        suffix = f"[{index}]" if is_axis else ""
+        try:
+            validated.append(getattr(model.model_validate({key: item}), key))
+        except ValidationError as e:
+            for error in e.errors(include_url=False):
+                errors.append(f"{where}{suffix}{_loc_suffix(error['loc'][1:])}: {describe(error)}")
+    if is_axis and len(set(map(repr, validated))) < len(validated):
+        errors.append(f"{where}: the same value appears twice in this axis")
+    return validated
+
+
+def _loc_suffix(loc: tuple) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+
+
+def describe(error: dict) -> str:
+    """A short message for a pydantic error, with the offending input."""
+    kind, got = error["type"], error.get("input")
+    ctx = {k: f"{v:g}" if isinstance(v, float) else v for k, v in error.get("ctx", {}).items()}
+    messages = {
+        "greater_than": lambda: f"must be > {ctx.get('gt')}",
+        "greater_than_equal": lambda: f"must be >= {ctx.get('ge')}",
+        "less_than": lambda: f"must be < {ctx.get('lt')}",
+        "less_than_equal": lambda: f"must be <= {ctx.get('le')}",
+        "finite_number": lambda: "must be a finite number",
+        "int_type": lambda: "must be an integer",
+        "int_from_float": lambda: "must be an integer",
+        "float_type": lambda: "must be a number",
+        "bool_type": lambda: "must be true or false",
+        "string_type": lambda: "must be a string",
+        "string_pattern_mismatch": lambda: "may hold only letters, digits, '_', '-' and '.', starting with a letter or digit",
+        "literal_error": lambda: f"must be one of {ctx.get('expected')}",
+        "tuple_type": lambda: "must be a pair like [0.9, 0.999]",
+        "too_short": lambda: "must be a pair like [0.9, 0.999]",
+        "too_long": lambda: "must be a pair like [0.9, 0.999]",
+    }
+    message = messages.get(kind, lambda: error["msg"])()
+    return f"{message} (got {got!r})" if kind not in ("missing",) else message
+
+
+def _did_you_mean(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else f"; expected one of: {', '.join(choices)}"
+
+
+def _single(values: dict, key: tuple[str, str], default):
+    found = values.get(key)
+    return found[0] if found else default
+
+
+def _check_name(label: str, name: str, errors: list[str]) -> None:
+    try:
+        SweepSection(name=name)
+    except ValidationError:
+        errors.append(f"{label}: sweep.name: {name!r} cannot name a sweep; set [sweep] name = \"...\" (letters, digits, '_', '-', '.')")
+
+
+def _resolve_data_paths(label: str, grid_path: Path, values: dict, errors: list[str]) -> None:
+    """Make data.path absolute (workers run elsewhere) and check each file before any training."""
+    from rnnsweep.jobs.tasks.user_file import DataFileError, load
+
+    paths = values.get(("data", "path"))
+    if not paths:
+        return
+    resolved = []
+    for index, given in enumerate(paths):
+        if not given:
+            resolved.append(given)
+            continue
+        absolute = str((grid_path.parent / given).resolve())
+        suffix = f"[{index}]" if len(paths) > 1 else ""
+        try:
+            load(DataConfig(path=absolute))
+        except DataFileError as e:
+            errors.append(f"{label}: data.path{suffix}: {given}: {e.key}: {e.problem}")
+        resolved.append(absolute)
+    values[("data", "path")] = resolved
+
+
+def _check_task_needs(label: str, values: dict, errors: list[str]) -> None:
+    tasks = values.get(("sweep", "task"), ["events"])
+    if "file" in tasks and not any(values.get(("data", "path"), [""])):
+        errors.append(f"{label}: data.path: required when sweep.task = \"file\" (an .npz or .parquet file)")
+    if "file" not in tasks and any(values.get(("data", "path"), [""])):
+        errors.append(f"{label}: data.path: only read when sweep.task = \"file\"; remove it or set the task")
+    if "word_vectors" in tasks and min(values.get(("data", "seq_len"), [DataConfig().seq_len])) < 3:
+        errors.append(f"{label}: data.seq_len: must be >= 3 for task \"word_vectors\" (words have 3+ letters)")
+
+
+def _expand(name: str, values: dict[tuple[str, str], list]):
+    """Trials in a stable order: sections as declared, keys in model order, axes nested."""
+    keys = [(s, k) for s, model in SECTIONS.items() for k in model.model_fields if (s, k) in values and (s, k) != ("sweep", "name")]
+    for combination in itertools.product(*(values[k] for k in keys)):
+        chosen = dict(zip(keys, combination))
+        sections: dict[str, dict] = {s: {} for s in SECTIONS if s != "sweep"}
+        top: dict[str, Any] = {"sweep": name, "task": "events", "seed": 0, "epochs": SweepSection().epochs}
+        for (section, key), value in chosen.items():
+            if section == "sweep":
+                top["seed" if key == "seeds" else key] = value
+            else:
+                sections[section][key] = value
+        yield TrialConfig(**top, **{s: SECTIONS[s](**v) for s, v in sections.items()})
+
+
+def axis_value(trial: TrialConfig, dotted: str):
+    """The value a trial took on an axis named like "optimizer.lr" or "sweep.seeds"."""
+    section, key = dotted.split(".")
+    if section == "sweep":
+        return getattr(trial, "seed" if key == "seeds" else key)
+    return getattr(getattr(trial, section), key)

@@ -1,0 +1,152 @@
+"""`rnnsweep submit`: register a grid's runs, train the missing ones on Ray, load their metrics.
+
+The loop, every second or so: hand Ray more trials (bounded in flight), collect the ones
+that ended, and in one short write window load new metric chunks and record outcomes. A
+run is finished only once every chunk its last attempt wrote is in the warehouse.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from rnnsweep.jobs.config import TrialConfig
+from rnnsweep.jobs.metric_log import list_chunks, resolve_storage
+from rnnsweep.service.errors import UserError
+from rnnsweep.service.progress import SweepProgress
+from rnnsweep.service.spec import Grid
+from rnnsweep.service.warehouse import DONE_STATUSES, Warehouse
+
+LOAD_EVERY_SECONDS = 2.0  # how often metrics land while trials run
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    sweep: str
+    trials: int
+    skipped: int  # finished earlier, not run again
+    counts: dict[str, int]  # status -> runs of this grid
+    seconds: float
+
+
+@contextmanager
+def driver_lock(warehouse: Path) -> Iterator[None]:
+    """One driver per warehouse: two submits would run the same trials twice."""
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = warehouse.with_name(warehouse.name + ".driver.lock")
+    with open(lock_path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise UserError(f"{warehouse}: another rnnsweep submit ({holder}) is running on this warehouse; wait for it or use --warehouse") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def outcome_of(trial: TrialConfig, summary: dict | None, error: str | None, attempts: int) -> dict:
+    if summary is not None:
+        return {
+            "run_id": trial.run_id, "status": summary["status"], "attempt": summary["attempt"],
+            "node": summary["node"], "started_at": summary["started_at"], "ended_at": summary["ended_at"],
+            "steps": summary["steps"], "stop_reason": summary["stop_reason"] or None, "error": None,
+        }
+    return {
+        "run_id": trial.run_id, "status": "failed", "attempt": max(attempts - 1, 0), "node": None,
+        "started_at": None, "ended_at": time.time(), "steps": None, "stop_reason": None, "error": error,
+    }
+
+
+class SweepLoader:
+    """The driver's write side: short write windows that load chunks and record outcomes."""
+
+    def __init__(self, warehouse: Path, storage_uri: str, sweep: str):
+        self.warehouse, self.sweep = warehouse, sweep
+        self.fs, self.base = resolve_storage(storage_uri)
+        self.started: list[str] = []
+        self.ended: list[tuple[TrialConfig, dict | None, str | None]] = []
+        self.last_load = 0.0
+
+    def due(self) -> bool:
+        return bool(self.ended) or time.monotonic() - self.last_load >= LOAD_EVERY_SECONDS
+
+    def write(self, running: list[str], cancelled: list[str] = ()) -> list[dict]:
+        """Load every new chunk of these runs and record what ended; returns the outcomes."""
+        ended, self.ended = self.ended, []
+        started, self.started = self.started, []
+        touched = sorted(set(running) | {t.run_id for t, _, _ in ended} | set(cancelled))
+        chunks = [c for run_id in touched for c in list_chunks(self.fs, self.base, self.sweep, run_id)]
+        with Warehouse.open(self.warehouse) as wh:
+            wh.mark_running(started)
+            wh.load_chunks(self.fs, chunks)
+            loaded = wh.loaded_chunks([t.run_id for t, _, _ in ended])
+            outcomes = []
+            for trial, summary, error in ended:
+                attempts = len({c.attempt for c in chunks if c.run_id == trial.run_id})
+                outcome = outcome_of(trial, summary, error, attempts)
+                if summary is not None:
+                    have = sum(1 for r, a, _ in loaded if r == trial.run_id and a == summary["attempt"])
+                    if have != summary["chunks"]:
+                        outcome |= {"status": "failed", "error": f"metric log incomplete: {have} of {summary['chunks']} chunks loaded"}
+                outcomes.append(outcome)
+            wh.record_outcomes(outcomes)
+            wh.mark_cancelled(list(cancelled))
+        self.last_load = time.monotonic()
+        return outcomes
+
+
+def run_sweep(
+    grid: Grid,
+    warehouse: Path,
+    storage_uri: str,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    max_in_flight: int | None = None,
+    show_progress: bool = True,
+) -> SweepReport:
+    from rnnsweep.service.scheduler import TrialRunner, check_fits, default_max_in_flight, ray_session
+
+    began = time.monotonic()
+    with driver_lock(warehouse):
+        with Warehouse.open(warehouse, build_views=True) as wh:
+            statuses = wh.register_sweep(grid.name, str(grid.path), grid.text, storage_uri, list(grid.axes), grid.trials)
+        todo = [t for t in grid.trials if statuses[t.run_id] not in DONE_STATUSES]
+        counts = Counter(statuses[t.run_id] for t in grid.trials if statuses[t.run_id] in DONE_STATUSES)
+        skipped = sum(counts.values())
+        if todo:
+            with ray_session(address, num_cpus):
+                check_fits(todo)
+                runner = TrialRunner(todo, storage_uri, max_in_flight or default_max_in_flight(todo))
+                loader = SweepLoader(warehouse, storage_uri, grid.name)
+                with SweepProgress(grid.name, len(grid.trials), enabled=show_progress) as progress:
+                    if skipped:
+                        progress.log(f"{skipped} of {len(grid.trials)} runs finished earlier; running the other {len(todo)}")
+                    try:
+                        while runner.busy:
+                            loader.started += runner.submit_more()
+                            loader.ended += runner.wait(timeout=0.5)
+                            if loader.due():
+                                counts.update(o["status"] for o in loader.write(runner.running_run_ids))
+                            progress.update(sum(counts.values()), len(runner.in_flight), counts["failed"], counts["stopped"])
+                        counts.update(o["status"] for o in loader.write([]))
+                    except KeyboardInterrupt:
+                        cancelled = runner.cancel_all()
+                        loader.write([], cancelled=cancelled)
+                        progress.log(f"interrupted: {len(cancelled)} running trials cancelled, their metrics so far kept")
+                        raise
+    return SweepReport(grid.name, len(grid.trials), skipped, dict(counts), time.monotonic() - began)

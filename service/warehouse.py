@@ -1,0 +1,268 @@
+"""The warehouse: one DuckDB file, written by exactly one process, loaded from Arrow.
+
+Raw tables (`sweeps`, `runs`, `metrics`, and the load ledger `metric_chunks`) are created
+here; the analysis views come from `analysis/*.sql`, built in file-name order whenever a
+writer opens with `build_views=True`.
+
+Writers open the file for as short a time as they can (one load, then close), so
+`rnnsweep query` and `status` get in between while a sweep runs. Exactly-once loading rests
+on the ledger: a chunk (run, attempt, chunk) goes in with its ledger row in one
+transaction, and a chunk already in the ledger is never read again.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+from rnnsweep.jobs.metric_log import METRIC_SCHEMA, ChunkFile, read_chunk
+from rnnsweep.service.errors import UserError, WarehouseBusy
+
+STATUSES = ("pending", "running", "finished", "failed", "stopped", "cancelled")
+DONE_STATUSES = ("finished", "stopped")  # a stopped run (went NaN) is a result, not a gap
+LOCK_WAIT_SECONDS = 10.0
+
+SCHEMA = """
+create table if not exists sweeps (
+    name        varchar primary key,
+    grid_path   varchar not null,
+    grid_text   varchar not null,   -- the grid file as submitted, verbatim
+    storage_uri varchar not null,   -- where the sweep's metric logs live
+    axes        varchar[] not null, -- grid keys with more than one value
+    created_at  timestamp not null,
+    updated_at  timestamp not null
+);
+create table if not exists runs (
+    run_id       varchar primary key, -- hash of the resolved config (resources excluded)
+    sweep        varchar not null,
+    trial_index  integer not null,
+    status       varchar not null,    -- pending|running|finished|failed|stopped|cancelled
+    attempts     integer not null,
+    config       json not null,       -- the full resolved trial config
+    node         varchar,
+    submitted_at timestamp,
+    started_at   timestamp,
+    ended_at     timestamp,
+    steps        bigint,
+    stop_reason  varchar,
+    error        varchar
+);
+create table if not exists metrics (
+    run_id  varchar not null,
+    attempt integer not null,
+    chunk   integer not null,
+    step    bigint not null,
+    epoch   integer not null,
+    metric  varchar not null,
+    value   double                    -- NaN and Inf are values, not missing rows
+);
+create table if not exists metric_chunks (
+    run_id    varchar not null,
+    attempt   integer not null,
+    chunk     integer not null,
+    rows      bigint not null,
+    loaded_at timestamp not null,
+    primary key (run_id, attempt, chunk)
+);
+"""
+
+UPSERT_SWEEP = """
+insert into sweeps values ($name, $grid_path, $grid_text, $storage_uri, $axes, now(), now())
+on conflict (name) do update set
+    grid_path = excluded.grid_path, grid_text = excluded.grid_text,
+    storage_uri = excluded.storage_uri, axes = excluded.axes, updated_at = now()
+"""
+INSERT_NEW_RUNS = """
+insert into runs (run_id, sweep, trial_index, status, attempts, config)
+select run_id, sweep, trial_index, 'pending', 0, config from new_runs
+on conflict (run_id) do nothing
+"""
+RUN_STATUSES = "select run_id, status from runs where sweep = $sweep"
+MARK_RUNNING = """
+update runs set status = 'running', submitted_at = now(), error = null, stop_reason = null
+where list_contains($run_ids, run_id)
+"""
+MARK_CANCELLED = """
+update runs set status = 'cancelled', ended_at = now()
+where list_contains($run_ids, run_id) and status in ('pending', 'running')
+"""
+LEDGER_KEYS = """
+select run_id, attempt, chunk from metric_chunks where list_contains($run_ids, run_id)
+"""
+INSERT_METRICS = "insert into metrics select * from incoming_metrics"
+INSERT_LEDGER = "insert into metric_chunks select *, now() from incoming_ledger"
+RECORD_OUTCOMES = """
+update runs set
+    status = o.status, attempts = o.attempt + 1, node = o.node,
+    started_at = to_timestamp(o.started_at), ended_at = to_timestamp(o.ended_at),
+    steps = o.steps, stop_reason = o.stop_reason, error = o.error
+from outcomes o
+where runs.run_id = o.run_id
+"""
+# A retried run keeps one row per (step, metric): the latest attempt's rows replace
+# whatever an earlier, dead attempt logged from the step the latest one started at.
+DROP_SUPERSEDED_ROWS = """
+delete from metrics m using outcomes o
+where m.run_id = o.run_id and m.attempt < o.attempt
+  and m.step >= (select min(f.step) from metrics f where f.run_id = o.run_id and f.attempt = o.attempt)
+"""
+
+OUTCOME_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("status", pa.string()),
+        ("attempt", pa.int32()),
+        ("node", pa.string()),
+        ("started_at", pa.float64()),
+        ("ended_at", pa.float64()),
+        ("steps", pa.int64()),
+        ("stop_reason", pa.string()),
+        ("error", pa.string()),
+    ]
+)
+
+
+def analysis_dir() -> Path:
+    """analysis/ sits beside service/, in a checkout and in an installed wheel alike."""
+    return Path(__file__).resolve().parent.parent / "analysis"
+
+
+def analysis_files() -> list[Path]:
+    return sorted(analysis_dir().glob("*.sql"))
+
+
+def _is_lock_error(error: Exception) -> bool:
+    return "lock" in str(error).lower()
+
+
+def connect_with_retry(path: Path, read_only: bool, config: dict | None = None, wait: float = LOCK_WAIT_SECONDS):
+    """Open the DuckDB file, waiting out another process's short write; one clear line if it lasts."""
+    deadline = time.monotonic() + wait
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only, config=config or {})
+        except duckdb.IOException as e:
+            if not _is_lock_error(e):
+                raise UserError(f"{path}: cannot open warehouse: {e}") from None
+            if time.monotonic() >= deadline:
+                holder = str(e).partition("Conflicting lock is held in")[2].split(". See")[0].strip()
+                raise WarehouseBusy(
+                    f"{path}: warehouse is locked by another writer ({holder or 'another process'}); "
+                    "wait for it to finish or point --warehouse at another file"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
+@dataclass
+class Warehouse:
+    con: duckdb.DuckDBPyConnection
+    path: Path
+
+    @classmethod
+    @contextmanager
+    def open(cls, path: Path, build_views: bool = False) -> Iterator[Warehouse]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = connect_with_retry(path, read_only=False)
+        try:
+            con.execute(SCHEMA)
+            warehouse = cls(con, path)
+            if build_views:
+                warehouse.build_views()
+            yield warehouse
+        finally:
+            con.close()
+
+    def build_views(self) -> None:
+        """(Re)create every analysis view, in folder order: each file is one statement."""
+        for file in analysis_files():
+            self.con.execute(file.read_text())
+
+    # -- sweeps and runs -------------------------------------------------------------
+
+    def register_sweep(self, name: str, grid_path: str, grid_text: str, storage_uri: str,
+                       axes: list[str], trials: list) -> dict[str, str]:
+        """Record the sweep and any runs not seen before; returns every run's current status."""
+        new_runs = pa.table(
+            {
+                "run_id": [t.run_id for t in trials],
+                "sweep": [name] * len(trials),
+                "trial_index": pa.array(range(len(trials)), pa.int32()),
+                "config": [t.model_dump_json() for t in trials],
+            }
+        )
+        self.con.begin()
+        self.con.execute(UPSERT_SWEEP, {"name": name, "grid_path": grid_path, "grid_text": grid_text,
+                                        "storage_uri": storage_uri, "axes": axes})
+        self.con.register("new_runs", new_runs)
+        self.con.execute(INSERT_NEW_RUNS)
+        self.con.unregister("new_runs")
+        self.con.commit()
+        return dict(self.con.execute(RUN_STATUSES, {"sweep": name}).fetchall())
+
+    def mark_running(self, run_ids: list[str]) -> None:
+        if run_ids:
+            self.con.execute(MARK_RUNNING, {"run_ids": run_ids})
+
+    def mark_cancelled(self, run_ids: list[str]) -> None:
+        if run_ids:
+            self.con.execute(MARK_CANCELLED, {"run_ids": run_ids})
+
+    def record_outcomes(self, outcomes: list[dict]) -> None:
+        """Final state of runs whose task ended, plus dropping rows of dead attempts."""
+        if not outcomes:
+            return
+        table = pa.Table.from_pylist(outcomes, schema=OUTCOME_SCHEMA)
+        self.con.begin()
+        self.con.register("outcomes", table)
+        self.con.execute(RECORD_OUTCOMES)
+        self.con.execute(DROP_SUPERSEDED_ROWS)
+        self.con.unregister("outcomes")
+        self.con.commit()
+
+    # -- metrics ---------------------------------------------------------------------
+
+    def loaded_chunks(self, run_ids: list[str]) -> set[tuple[str, int, int]]:
+        rows = self.con.execute(LEDGER_KEYS, {"run_ids": run_ids}).fetchall()
+        return {(r, a, c) for r, a, c in rows}
+
+    def load_chunks(self, fs: pafs.FileSystem, chunks: list[ChunkFile]) -> int:
+        """Load the chunks not yet in the ledger, all in one transaction; returns rows added."""
+        if not chunks:
+            return 0
+        known = self.loaded_chunks(sorted({c.run_id for c in chunks}))
+        tables, ledger = [], []
+        for chunk in chunks:
+            if (chunk.run_id, chunk.attempt, chunk.chunk) in known:
+                continue
+            try:
+                table = read_chunk(fs, chunk.path)
+            except (OSError, pa.ArrowInvalid) as e:  # complete files only ever appear; say so if not
+                print(f"rnnsweep: skipping unreadable metric chunk {chunk.path}: {e}", file=sys.stderr)
+                continue
+            tables.append(table.select(METRIC_SCHEMA.names).cast(METRIC_SCHEMA))
+            ledger.append({"run_id": chunk.run_id, "attempt": chunk.attempt, "chunk": chunk.chunk, "rows": table.num_rows})
+        if not tables:
+            return 0
+        incoming = pa.concat_tables(tables)
+        ledger_table = pa.Table.from_pylist(
+            ledger, schema=pa.schema([("run_id", pa.string()), ("attempt", pa.int32()), ("chunk", pa.int32()), ("rows", pa.int64())])
+        )
+        self.con.begin()
+        self.con.register("incoming_metrics", incoming)
+        self.con.register("incoming_ledger", ledger_table)
+        self.con.execute(INSERT_METRICS)
+        self.con.execute(INSERT_LEDGER)
+        self.con.unregister("incoming_metrics")
+        self.con.unregister("incoming_ledger")
+        self.con.commit()
+        return incoming.num_rows
