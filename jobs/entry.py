@@ -28,7 +28,6 @@ def node_name() -> str:
 
 def run_trial(config: TrialConfig, storage_uri: str) -> dict:
     import torch
-
     from rnnsweep.jobs.train import train
 
     started_at = time.time()

@@ -9,9 +9,8 @@ the size of the last update relative to the weights.
 from __future__ import annotations
 
 import torch
-from torch import nn
-
 from rnnsweep.jobs.model import recurrent_weights
+from torch import nn
 
 
 def weight_norm(model: nn.Module) -> float:
@@ -51,6 +50,6 @@ def snapshot(model: nn.Module) -> list[torch.Tensor]:
 
 def update_ratio(before: list[torch.Tensor], model: nn.Module) -> float:
     """||theta_after - theta_before|| / ||theta_before|| for one optimizer step."""
-    delta = sum((p.detach() - b).pow(2).sum() for p, b in zip(model.parameters(), before))
+    delta = sum((p.detach() - b).pow(2).sum() for p, b in zip(model.parameters(), before, strict=True))
     size = sum(b.pow(2).sum() for b in before)
     return (torch.sqrt(delta) / torch.sqrt(size).clamp_min(1e-12)).item()

@@ -76,9 +76,7 @@ def list_chunks(fs: pafs.FileSystem, base: str, sweep: str, run_id: str) -> list
         attempt_match = _ATTEMPT_DIR.match(parent.rpartition("/")[2])
         chunk_match = _CHUNK_FILE.match(name)
         if attempt_match and chunk_match:  # *.tmp and markers are not chunks
-            chunks.append(
-                ChunkFile(run_id, int(attempt_match[1]), int(chunk_match[1]), info.path)
-            )
+            chunks.append(ChunkFile(run_id, int(attempt_match[1]), int(chunk_match[1]), info.path))
     return sorted(chunks, key=lambda c: (c.attempt, c.chunk))
 
 
@@ -104,11 +102,7 @@ def claim_attempt(fs: pafs.FileSystem, base: str, sweep: str, run_id: str, node:
     """Take the next attempt number for a run and leave a marker saying who took it."""
     run_dir = f"{base}/{sweep}/{run_id}"
     selector = pafs.FileSelector(run_dir, recursive=False, allow_not_found=True)
-    taken = [
-        int(m[1])
-        for info in fs.get_file_info(selector)
-        if (m := _ATTEMPT_DIR.match(info.base_name))
-    ]
+    taken = [int(m[1]) for info in fs.get_file_info(selector) if (m := _ATTEMPT_DIR.match(info.base_name))]
     attempt = max(taken, default=-1) + 1
     directory = attempt_dir(base, sweep, run_id, attempt)
     fs.create_dir(directory, recursive=True)

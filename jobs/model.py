@@ -7,9 +7,8 @@ which is what the seeds' Keras models do with `return_sequences=False`.
 from __future__ import annotations
 
 import torch
-from torch import nn
-
 from rnnsweep.jobs.config import ModelConfig, OptimizerConfig
+from torch import nn
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 

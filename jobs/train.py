@@ -17,13 +17,12 @@ import time
 from dataclasses import dataclass
 
 import torch
-from torch import nn
-
 from rnnsweep.jobs import instrument
 from rnnsweep.jobs.config import TrialConfig
 from rnnsweep.jobs.metric_log import MetricLog
 from rnnsweep.jobs.model import SequenceModel, make_optimizer
 from rnnsweep.jobs.tasks import TaskData, load_task
+from torch import nn
 
 CHUNK_STEPS = 250  # write a metric chunk at least this often (a crash loses at most one)
 CHUNK_SECONDS = 10.0  # ... or this often, so a running sweep can be watched
@@ -59,7 +58,9 @@ def task_scores(outputs: torch.Tensor, y: torch.Tensor, kind: str, prefix: str) 
         tp = (predicted & actual).sum().item()
         tn = (~predicted & ~actual).sum().item()
         positives, negatives = actual.sum().item(), (~actual).sum().item()
-        rates = [r for r in (tp / positives if positives else None, tn / negatives if negatives else None) if r is not None]
+        rates = [
+            r for r in (tp / positives if positives else None, tn / negatives if negatives else None) if r is not None
+        ]
         predicted_positive = predicted.sum().item()
         precision = tp / predicted_positive if predicted_positive else 0.0
         recall = tp / positives if positives else 0.0

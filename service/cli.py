@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-
 from rnnsweep.service import reports
 from rnnsweep.service.errors import UserError
 from rnnsweep.service.render import OutputFormat, stderr_console, write_table
@@ -44,7 +43,7 @@ def user_errors() -> Iterator[None]:
     except UserError as e:
         console = stderr_console()
         for line in str(e).splitlines():
-            console.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
+            console.print(f"error: {line}", markup=False, highlight=False)
         raise typer.Exit(e.exit_code) from None
 
 
@@ -56,7 +55,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    show_version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = None,
+    show_version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = None,
 ) -> None:
     pass
 
@@ -64,12 +65,21 @@ def _root(
 @app.command(epilog="Example: rnnsweep submit examples/quickstart.toml   (add --dry-run to see the grid first)")
 def submit(
     grid: Annotated[Path, typer.Argument(help="The grid file (TOML).", show_default=False)],
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the expanded grid; submit nothing, write nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the expanded grid; submit nothing, write nothing.")
+    ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Allow grids of more than 10,000 trials.")] = False,
-    address: Annotated[Optional[str], typer.Option(help="Ray cluster address (e.g. ray://head:10001); default: start a local Ray.")] = None,
+    address: Annotated[
+        Optional[str], typer.Option(help="Ray cluster address (e.g. ray://head:10001); default: start a local Ray.")
+    ] = None,
     num_cpus: Annotated[Optional[int], typer.Option(help="CPUs for the local Ray (default: all).", min=1)] = None,
-    max_in_flight: Annotated[Optional[int], typer.Option(help="Most trials queued on Ray at once (default: 2x what fits).", min=1)] = None,
-    storage: Annotated[Optional[str], typer.Option(help="Where metric logs go: a path or a pyarrow URI (default: beside the warehouse).")] = None,
+    max_in_flight: Annotated[
+        Optional[int], typer.Option(help="Most trials queued on Ray at once (default: 2x what fits).", min=1)
+    ] = None,
+    storage: Annotated[
+        Optional[str],
+        typer.Option(help="Where metric logs go: a path or a pyarrow URI (default: beside the warehouse)."),
+    ] = None,
     warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
     fmt: FormatOption = OutputFormat.table,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -82,7 +92,9 @@ def submit(
         if dry_run:
             write_table(reports.grid_table(spec), fmt)
             axes = ", ".join(f"{k} ({len(v)})" for k, v in spec.axes.items()) or "none"
-            stderr_console().print(f"{len(spec.trials)} trials, axes: {axes}. Dry run: nothing submitted.", highlight=False)
+            stderr_console().print(
+                f"{len(spec.trials)} trials, axes: {axes}. Dry run: nothing submitted.", highlight=False
+            )
             return
         from rnnsweep.service.submit import run_sweep
 
@@ -91,7 +103,10 @@ def submit(
         results = reports.sweep_results(warehouse, spec)
         if fmt is OutputFormat.table and results.num_rows > RESULT_ROWS_SHOWN:
             results = results.slice(0, RESULT_ROWS_SHOWN)
-            stderr_console().print(f"best {RESULT_ROWS_SHOWN} runs by validation loss; `rnnsweep status {spec.name}` lists all", highlight=False)
+            stderr_console().print(
+                f"best {RESULT_ROWS_SHOWN} runs by validation loss; `rnnsweep status {spec.name}` lists all",
+                highlight=False,
+            )
         write_table(results, fmt)
         stderr_console().print(reports.summary_line(report), highlight=False)
 
@@ -108,14 +123,16 @@ def status(
 
 
 @app.command(
-    epilog="Example: rnnsweep query \"select cell, lr, weight_decay, min(value) as best_val_loss "
+    epilog='Example: rnnsweep query "select cell, lr, weight_decay, min(value) as best_val_loss '
     "from metrics join run_params using (run_id) where metric = 'val_loss' group by all order by 4\""
 )
 def query(
     sql: Annotated[str, typer.Argument(help="One SQL statement; '-' reads it from stdin.", show_default=False)],
     warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
     fmt: FormatOption = OutputFormat.table,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
+    output: Annotated[
+        Optional[str], typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds before the query is stopped.", min=0.1)] = 60.0,
 ) -> None:
     """Run read-only SQL on the warehouse (tables sweeps, runs, metrics; views run_params, run_results, ...)."""

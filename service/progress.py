@@ -11,7 +11,6 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-
 from rnnsweep.service.render import stderr_console
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-
 from rnnsweep.service.errors import UserError
 from rnnsweep.service.warehouse import connect_with_retry
 

@@ -7,6 +7,7 @@ import io
 import json
 import math
 import sys
+from decimal import Decimal
 from enum import Enum
 
 import pyarrow as pa
@@ -14,7 +15,6 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from rich.console import Console
 from rich.table import Table
-
 from rnnsweep.service.errors import UserError
 
 
@@ -31,7 +31,7 @@ def stdout_console() -> Console:
 
 
 def stderr_console() -> Console:
-    return Console(stderr=True)
+    return Console(stderr=True, soft_wrap=True)  # messages stay whole lines in logs
 
 
 def format_cell(value) -> str:
@@ -45,7 +45,9 @@ def format_cell(value) -> str:
 def rich_table(table: pa.Table, title: str | None = None) -> Table:
     view = Table(title=title, header_style="bold", title_justify="left")
     for name in table.column_names:
-        numeric = pa.types.is_integer(table.schema.field(name).type) or pa.types.is_floating(table.schema.field(name).type)
+        numeric = pa.types.is_integer(table.schema.field(name).type) or pa.types.is_floating(
+            table.schema.field(name).type
+        )
         view.add_column(name, justify="right" if numeric else "left", overflow="fold")
     for row in table.to_pylist():
         view.add_row(*(format_cell(v) for v in row.values()))
@@ -53,6 +55,8 @@ def rich_table(table: pa.Table, title: str | None = None) -> Table:
 
 
 def _json_safe(value):
+    if isinstance(value, Decimal):
+        value = float(value)
     if isinstance(value, float) and not math.isfinite(value):
         return None if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     return value

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from rnnsweep.service.errors import UserError
 from rnnsweep.service.query import run_query
 from rnnsweep.service.spec import Grid, axis_value
@@ -22,7 +21,15 @@ RENAMED_COLUMNS = {
     "data.path": "data_path",
     "optimizer.name": "optimizer",
 }
-RESULT_COLUMNS = ("status", "final_val_loss", "best_val_loss", "best_val_acc", "best_val_r2", "final_sigma_max_hh", "final_pred_std")
+RESULT_COLUMNS = (
+    "status",
+    "final_val_loss",
+    "best_val_loss",
+    "best_val_acc",
+    "best_val_r2",
+    "final_sigma_max_hh",
+    "final_pred_std",
+)
 
 SWEEPS = "select * from sweep_status order by updated_at desc"
 SWEEP_EXISTS = "select count(*) as n from sweeps where name = $sweep"

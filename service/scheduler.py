@@ -94,7 +94,6 @@ class TrialRunner:
 
     def __post_init__(self):
         import ray
-
         from rnnsweep.jobs.entry import run_trial
 
         self.queue = deque(self.trials)
@@ -158,8 +157,9 @@ def describe_failure(error: Exception) -> str:
 
     if isinstance(error, ray.exceptions.RayTaskError):
         cause = error.cause
-        if cause is not None:
+        if cause is not None and not isinstance(cause, ray.exceptions.UnserializableException):
             return f"{type(cause).__name__}: {cause}".strip()
+        # The exception could not be rebuilt here; its traceback text still ends with it.
         return str(error).strip().splitlines()[-1]
     if isinstance(error, ray.exceptions.WorkerCrashedError):
         return "worker died while running the trial (retries exhausted)"

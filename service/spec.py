@@ -11,13 +11,12 @@ from __future__ import annotations
 import difflib
 import itertools
 import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import tomllib
 from pydantic import Field, ValidationError
-
 from rnnsweep.jobs.config import (
     DataConfig,
     ModelConfig,
@@ -118,7 +117,11 @@ def build_grid(raw: dict, path: Path, text: str = "", allow_large: bool = False)
     size = math.prod(len(v) for v in values.values())
     if size > MAX_TRIALS_WITHOUT_YES and not allow_large:
         shape = " x ".join(f"{k}: {len(v)}" for k, v in axes.items())
-        raise GridError([f"{label}: grid expands to {size:,} trials ({shape}); pass --yes to submit more than {MAX_TRIALS_WITHOUT_YES:,}"])
+        raise GridError(
+            [
+                f"{label}: grid expands to {size:,} trials ({shape}); pass --yes to submit more than {MAX_TRIALS_WITHOUT_YES:,}"
+            ]
+        )
     return Grid(name, path, text, axes, list(_expand(name, values)))
 
 
@@ -170,11 +173,14 @@ def describe(error: dict) -> str:
         "float_type": lambda: "must be a number",
         "bool_type": lambda: "must be true or false",
         "string_type": lambda: "must be a string",
-        "string_pattern_mismatch": lambda: "may hold only letters, digits, '_', '-' and '.', starting with a letter or digit",
+        "string_pattern_mismatch": lambda: (
+            "may hold only letters, digits, '_', '-' and '.', starting with a letter or digit"
+        ),
         "literal_error": lambda: f"must be one of {ctx.get('expected')}",
         "tuple_type": lambda: "must be a pair like [0.9, 0.999]",
         "too_short": lambda: "must be a pair like [0.9, 0.999]",
         "too_long": lambda: "must be a pair like [0.9, 0.999]",
+        "missing": lambda: "missing value; a pair needs two, like [0.9, 0.999]",  # only pairs have no default
     }
     message = messages.get(kind, lambda: error["msg"])()
     return f"{message} (got {got!r})" if kind not in ("missing",) else message
@@ -194,7 +200,9 @@ def _check_name(label: str, name: str, errors: list[str]) -> None:
     try:
         SweepSection(name=name)
     except ValidationError:
-        errors.append(f"{label}: sweep.name: {name!r} cannot name a sweep; set [sweep] name = \"...\" (letters, digits, '_', '-', '.')")
+        errors.append(
+            f"{label}: sweep.name: {name!r} cannot name a sweep; set [sweep] name = \"...\" (letters, digits, '_', '-', '.')"
+        )
 
 
 def _resolve_data_paths(label: str, grid_path: Path, values: dict, errors: list[str]) -> None:
@@ -214,7 +222,8 @@ def _resolve_data_paths(label: str, grid_path: Path, values: dict, errors: list[
         try:
             load(DataConfig(path=absolute))
         except DataFileError as e:
-            errors.append(f"{label}: data.path{suffix}: {given}: {e.key}: {e.problem}")
+            array = "" if e.key == "data.path" else f"{e.key}: "
+            errors.append(f"{label}: data.path{suffix}: {given}: {array}{e.problem}")
         resolved.append(absolute)
     values[("data", "path")] = resolved
 
@@ -222,18 +231,23 @@ def _resolve_data_paths(label: str, grid_path: Path, values: dict, errors: list[
 def _check_task_needs(label: str, values: dict, errors: list[str]) -> None:
     tasks = values.get(("sweep", "task"), ["events"])
     if "file" in tasks and not any(values.get(("data", "path"), [""])):
-        errors.append(f"{label}: data.path: required when sweep.task = \"file\" (an .npz or .parquet file)")
+        errors.append(f'{label}: data.path: required when sweep.task = "file" (an .npz or .parquet file)')
     if "file" not in tasks and any(values.get(("data", "path"), [""])):
-        errors.append(f"{label}: data.path: only read when sweep.task = \"file\"; remove it or set the task")
+        errors.append(f'{label}: data.path: only read when sweep.task = "file"; remove it or set the task')
     if "word_vectors" in tasks and min(values.get(("data", "seq_len"), [DataConfig().seq_len])) < 3:
-        errors.append(f"{label}: data.seq_len: must be >= 3 for task \"word_vectors\" (words have 3+ letters)")
+        errors.append(f'{label}: data.seq_len: must be >= 3 for task "word_vectors" (words have 3+ letters)')
 
 
 def _expand(name: str, values: dict[tuple[str, str], list]):
     """Trials in a stable order: sections as declared, keys in model order, axes nested."""
-    keys = [(s, k) for s, model in SECTIONS.items() for k in model.model_fields if (s, k) in values and (s, k) != ("sweep", "name")]
+    keys = [
+        (s, k)
+        for s, model in SECTIONS.items()
+        for k in model.model_fields
+        if (s, k) in values and (s, k) != ("sweep", "name")
+    ]
     for combination in itertools.product(*(values[k] for k in keys)):
-        chosen = dict(zip(keys, combination))
+        chosen = dict(zip(keys, combination, strict=True))
         sections: dict[str, dict] = {s: {} for s in SECTIONS if s != "sweep"}
         top: dict[str, Any] = {"sweep": name, "task": "events", "seed": 0, "epochs": SweepSection().epochs}
         for (section, key), value in chosen.items():

@@ -46,7 +46,9 @@ def driver_lock(warehouse: Path) -> Iterator[None]:
         except BlockingIOError:
             f.seek(0)
             holder = f.read().strip() or "another process"
-            raise UserError(f"{warehouse}: another rnnsweep submit ({holder}) is running on this warehouse; wait for it or use --warehouse") from None
+            raise UserError(
+                f"{warehouse}: another rnnsweep submit ({holder}) is running on this warehouse; wait for it or use --warehouse"
+            ) from None
         f.seek(0)
         f.truncate()
         f.write(f"pid {os.getpid()}")
@@ -62,13 +64,26 @@ def driver_lock(warehouse: Path) -> Iterator[None]:
 def outcome_of(trial: TrialConfig, summary: dict | None, error: str | None, attempts: int) -> dict:
     if summary is not None:
         return {
-            "run_id": trial.run_id, "status": summary["status"], "attempt": summary["attempt"],
-            "node": summary["node"], "started_at": summary["started_at"], "ended_at": summary["ended_at"],
-            "steps": summary["steps"], "stop_reason": summary["stop_reason"] or None, "error": None,
+            "run_id": trial.run_id,
+            "status": summary["status"],
+            "attempt": summary["attempt"],
+            "node": summary["node"],
+            "started_at": summary["started_at"],
+            "ended_at": summary["ended_at"],
+            "steps": summary["steps"],
+            "stop_reason": summary["stop_reason"] or None,
+            "error": None,
         }
     return {
-        "run_id": trial.run_id, "status": "failed", "attempt": max(attempts - 1, 0), "node": None,
-        "started_at": None, "ended_at": time.time(), "steps": None, "stop_reason": None, "error": error,
+        "run_id": trial.run_id,
+        "status": "failed",
+        "attempt": max(attempts - 1, 0),
+        "node": None,
+        "started_at": None,
+        "ended_at": time.time(),
+        "steps": None,
+        "stop_reason": None,
+        "error": error,
     }
 
 
@@ -102,7 +117,10 @@ class SweepLoader:
                 if summary is not None:
                     have = sum(1 for r, a, _ in loaded if r == trial.run_id and a == summary["attempt"])
                     if have != summary["chunks"]:
-                        outcome |= {"status": "failed", "error": f"metric log incomplete: {have} of {summary['chunks']} chunks loaded"}
+                        outcome |= {
+                            "status": "failed",
+                            "error": f"metric log incomplete: {have} of {summary['chunks']} chunks loaded",
+                        }
                 outcomes.append(outcome)
             wh.record_outcomes(outcomes)
             wh.mark_cancelled(list(cancelled))
@@ -124,7 +142,9 @@ def run_sweep(
     began = time.monotonic()
     with driver_lock(warehouse):
         with Warehouse.open(warehouse, build_views=True) as wh:
-            statuses = wh.register_sweep(grid.name, str(grid.path), grid.text, storage_uri, list(grid.axes), grid.trials)
+            statuses = wh.register_sweep(
+                grid.name, str(grid.path), grid.text, storage_uri, list(grid.axes), grid.trials
+            )
         todo = [t for t in grid.trials if statuses[t.run_id] not in DONE_STATUSES]
         counts = Counter(statuses[t.run_id] for t in grid.trials if statuses[t.run_id] in DONE_STATUSES)
         skipped = sum(counts.values())
@@ -135,18 +155,24 @@ def run_sweep(
                 loader = SweepLoader(warehouse, storage_uri, grid.name)
                 with SweepProgress(grid.name, len(grid.trials), enabled=show_progress) as progress:
                     if skipped:
-                        progress.log(f"{skipped} of {len(grid.trials)} runs finished earlier; running the other {len(todo)}")
+                        progress.log(
+                            f"{skipped} of {len(grid.trials)} runs finished earlier; running the other {len(todo)}"
+                        )
                     try:
                         while runner.busy:
                             loader.started += runner.submit_more()
                             loader.ended += runner.wait(timeout=0.5)
                             if loader.due():
                                 counts.update(o["status"] for o in loader.write(runner.running_run_ids))
-                            progress.update(sum(counts.values()), len(runner.in_flight), counts["failed"], counts["stopped"])
+                            progress.update(
+                                sum(counts.values()), len(runner.in_flight), counts["failed"], counts["stopped"]
+                            )
                         counts.update(o["status"] for o in loader.write([]))
                     except KeyboardInterrupt:
                         cancelled = runner.cancel_all()
                         loader.write([], cancelled=cancelled)
-                        progress.log(f"interrupted: {len(cancelled)} running trials cancelled, their metrics so far kept")
+                        progress.log(
+                            f"interrupted: {len(cancelled)} running trials cancelled, their metrics so far kept"
+                        )
                         raise
     return SweepReport(grid.name, len(grid.trials), skipped, dict(counts), time.monotonic() - began)

@@ -22,7 +22,6 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.fs as pafs
-
 from rnnsweep.jobs.metric_log import METRIC_SCHEMA, ChunkFile, read_chunk
 from rnnsweep.service.errors import UserError, WarehouseBusy
 
@@ -189,8 +188,9 @@ class Warehouse:
 
     # -- sweeps and runs -------------------------------------------------------------
 
-    def register_sweep(self, name: str, grid_path: str, grid_text: str, storage_uri: str,
-                       axes: list[str], trials: list) -> dict[str, str]:
+    def register_sweep(
+        self, name: str, grid_path: str, grid_text: str, storage_uri: str, axes: list[str], trials: list
+    ) -> dict[str, str]:
         """Record the sweep and any runs not seen before; returns every run's current status."""
         new_runs = pa.table(
             {
@@ -201,8 +201,10 @@ class Warehouse:
             }
         )
         self.con.begin()
-        self.con.execute(UPSERT_SWEEP, {"name": name, "grid_path": grid_path, "grid_text": grid_text,
-                                        "storage_uri": storage_uri, "axes": axes})
+        self.con.execute(
+            UPSERT_SWEEP,
+            {"name": name, "grid_path": grid_path, "grid_text": grid_text, "storage_uri": storage_uri, "axes": axes},
+        )
         self.con.register("new_runs", new_runs)
         self.con.execute(INSERT_NEW_RUNS)
         self.con.unregister("new_runs")
@@ -250,12 +252,17 @@ class Warehouse:
                 print(f"rnnsweep: skipping unreadable metric chunk {chunk.path}: {e}", file=sys.stderr)
                 continue
             tables.append(table.select(METRIC_SCHEMA.names).cast(METRIC_SCHEMA))
-            ledger.append({"run_id": chunk.run_id, "attempt": chunk.attempt, "chunk": chunk.chunk, "rows": table.num_rows})
+            ledger.append(
+                {"run_id": chunk.run_id, "attempt": chunk.attempt, "chunk": chunk.chunk, "rows": table.num_rows}
+            )
         if not tables:
             return 0
         incoming = pa.concat_tables(tables)
         ledger_table = pa.Table.from_pylist(
-            ledger, schema=pa.schema([("run_id", pa.string()), ("attempt", pa.int32()), ("chunk", pa.int32()), ("rows", pa.int64())])
+            ledger,
+            schema=pa.schema(
+                [("run_id", pa.string()), ("attempt", pa.int32()), ("chunk", pa.int32()), ("rows", pa.int64())]
+            ),
         )
         self.con.begin()
         self.con.register("incoming_metrics", incoming)

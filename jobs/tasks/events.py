@@ -4,15 +4,15 @@ The event is what the seed's hand-written state machine detects: the sum of chan
 a window of WINDOW steps crosses THRESHOLD. Positive sequences get a burst on channel 0
 lasting 10 to 20 steps (the seed's "sometimes 10, sometimes 20 time steps"); negatives get
 decoys: weak bursts on channel 0 and strong bursts on the other channels, so the model has
-to learn which channel and how much. Labels are then computed from the data by the rule
-itself, so they are true by definition. Loss: BCE with the positive class weighted
+to learn which channel and how much. Every sequence satisfies the rule for its label
+(rows that noise pushed to the other side are drawn again), so labels are true by
+definition and the positive rate is exact. Loss: BCE with the positive class weighted
 (`training.pos_weight`); metric: balanced accuracy, since plain accuracy rewards "never".
 """
 
 from __future__ import annotations
 
 import numpy as np
-
 from rnnsweep.jobs.config import DataConfig
 from rnnsweep.jobs.tasks import TaskData, split_rngs
 
@@ -36,6 +36,7 @@ def label(x: np.ndarray) -> np.ndarray:
 
 
 def _add_burst(x: np.ndarray, rows: np.ndarray, channel: int, amplitude: tuple, rng) -> None:
+    """One burst of 10-20 steps in each of `rows`, at a random place, on one channel (in place)."""
     seq_len = x.shape[1]
     for row in rows:
         length = min(int(rng.integers(BURST_STEPS[0], BURST_STEPS[1] + 1)), seq_len)
@@ -43,19 +44,30 @@ def _add_burst(x: np.ndarray, rows: np.ndarray, channel: int, amplitude: tuple, 
         x[row, start : start + length, channel] += rng.uniform(*amplitude)
 
 
-def generate(n: int, config: DataConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    x = rng.normal(0.0, config.noise, size=(n, config.seq_len, config.n_features))
-    n_positive = max(1, round(n * config.positive_rate))
-    order = rng.permutation(n)
-    positives, negatives = order[:n_positive], order[n_positive:]
-    _add_burst(x, positives, 0, EVENT_AMPLITUDE, rng)
-    _add_burst(x, negatives[: len(negatives) // 2], 0, DECOY_AMPLITUDE, rng)
-    if config.n_features > 1:
-        decoys = rng.choice(n, size=n // 2, replace=False)
+def _draw(n: int, positive: bool, config: DataConfig, rng) -> np.ndarray:
+    """n sequences of one class; rows the rule labels otherwise (noise can push a decoy over
+    the threshold) are drawn again, so the positive rate is exactly what was asked for."""
+    kept = []
+    while n > 0:
+        x = rng.normal(0.0, config.noise, size=(n, config.seq_len, config.n_features))
+        if positive:
+            _add_burst(x, np.arange(n), 0, EVENT_AMPLITUDE, rng)
+        else:
+            _add_burst(x, np.arange(n // 2), 0, DECOY_AMPLITUDE, rng)
         for channel in range(1, config.n_features):
-            _add_burst(x, decoys, channel, EVENT_AMPLITUDE, rng)
-    x = x.astype(np.float32)
-    return x, label(x)
+            _add_burst(x, np.flatnonzero(rng.random(n) < 0.5), channel, EVENT_AMPLITUDE, rng)
+        x = x[label(x) == int(positive)]
+        kept.append(x)
+        n -= len(x)
+    return np.concatenate(kept)
+
+
+def generate(n: int, config: DataConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    n_positive = max(1, round(n * config.positive_rate))
+    x = np.concatenate([_draw(n_positive, True, config, rng), _draw(n - n_positive, False, config, rng)])
+    y = np.r_[np.ones(n_positive, np.int64), np.zeros(n - n_positive, np.int64)]
+    order = rng.permutation(n)
+    return x[order].astype(np.float32), y[order]
 
 
 def make(config: DataConfig) -> TaskData:

@@ -19,7 +19,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 from rnnsweep.jobs.config import DataConfig
 from rnnsweep.jobs.tasks import TaskData, TaskKind
 
@@ -30,6 +29,9 @@ class DataFileError(ValueError):
     def __init__(self, path: str, key: str, problem: str):
         super().__init__(f"{path}: {key}: {problem}")
         self.path, self.key, self.problem = path, key, problem
+
+    def __reduce__(self):  # crosses the Ray boundary intact, message and all
+        return type(self), (self.path, self.key, self.problem)
 
 
 def read_arrays(path: str) -> dict[str, np.ndarray]:
@@ -124,7 +126,9 @@ def load(config: DataConfig) -> TaskData:
     x, y = arrays["x"], arrays["y"]
     if "x_val" in arrays or "y_val" in arrays:
         if "x_val" not in arrays or "y_val" not in arrays:
-            raise DataFileError(path, "x_val" if "x_val" not in arrays else "y_val", "missing array (x_val and y_val come together)")
+            raise DataFileError(
+                path, "x_val" if "x_val" not in arrays else "y_val", "missing array (x_val and y_val come together)"
+            )
         if _check_pair(path, "_val", arrays["x_val"], arrays["y_val"]) != kind:
             raise DataFileError(path, "y_val", "must be the same kind (labels or targets) as y")
         x_train, y_train, x_val, y_val = x, y, arrays["x_val"], arrays["y_val"]
@@ -147,7 +151,11 @@ def load(config: DataConfig) -> TaskData:
             raise DataFileError(path, "y", "class labels must be 0, 1, ..., n_classes-1 (found a negative label)")
         missing = sorted(set(range(n_classes)) - set(np.unique(y_train).tolist()))
         if missing:
-            raise DataFileError(path, "y", f"class labels must be 0..{n_classes - 1} with every class in the training split; missing {missing}")
+            raise DataFileError(
+                path,
+                "y",
+                f"class labels must be 0..{n_classes - 1} with every class in the training split; missing {missing}",
+            )
         if n_classes < 2:
             raise DataFileError(path, "y", "needs at least 2 classes")
         kind, n_outputs = ("binary", 1) if n_classes == 2 else ("multiclass", n_classes)

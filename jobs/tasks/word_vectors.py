@@ -10,8 +10,9 @@ vectors of related spellings partly are. Input: one-hot characters, 27 channels
 
 from __future__ import annotations
 
-import numpy as np
+import itertools
 
+import numpy as np
 from rnnsweep.jobs.config import DataConfig
 from rnnsweep.jobs.tasks import TaskData, split_rngs
 
@@ -41,7 +42,7 @@ def bigram_table(config: DataConfig) -> np.ndarray:
 
 def target_vector(word: str, table: np.ndarray) -> np.ndarray:
     chars = f"^{word}$"
-    vec = sum(table[_INDEX[a], _INDEX[b]] for a, b in zip(chars, chars[1:]))
+    vec = sum(table[_INDEX[a], _INDEX[b]] for a, b in itertools.pairwise(chars))
     return vec / np.linalg.norm(vec)
 
 

@@ -1,0 +1,30 @@
+"""Shared fixtures: tiny trial configs, grid files written to tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rnnsweep.jobs.config import DataConfig, ModelConfig, TrialConfig
+
+TINY_DATA = {"n_train": 64, "n_val": 32, "seq_len": 12, "n_features": 3, "positive_rate": 0.1}
+
+
+def tiny_trial(task: str = "events", **sections) -> TrialConfig:
+    """A trial small enough to train in well under a second."""
+    data = {**TINY_DATA, **sections.pop("data", {})}
+    model = {"hidden": 8, **sections.pop("model", {})}
+    top = {"sweep": "t", "task": task, "seed": 0, "epochs": 1, **sections.pop("top", {})}
+    return TrialConfig(**top, data=DataConfig(**data), model=ModelConfig(**model), **sections)
+
+
+@pytest.fixture
+def write_grid(tmp_path: Path):
+    """write_grid(text) -> path of a grid.toml holding that text."""
+
+    def write(text: str, name: str = "grid.toml") -> Path:
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+
+    return write
