@@ -129,7 +129,13 @@ class TrialRunner:
         if not self.in_flight:
             time.sleep(min(timeout, 0.05))
             return []
-        ready, _ = ray.wait(list(self.in_flight), num_returns=len(self.in_flight), timeout=timeout, fetch_local=False)
+        refs = list(self.in_flight)
+        # Wake at the first trial that ends, then take every other one already done, so
+        # the queue is topped up at once instead of draining while slower trials finish.
+        first, _ = ray.wait(refs, num_returns=1, timeout=timeout, fetch_local=False)
+        if not first:
+            return []
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0, fetch_local=False)
         ended = []
         for ref in ready:
             trial = self.in_flight.pop(ref)

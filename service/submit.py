@@ -24,6 +24,8 @@ from rnnsweep.service.spec import Grid
 from rnnsweep.service.warehouse import DONE_STATUSES, Warehouse
 
 LOAD_EVERY_SECONDS = 2.0  # how often metrics land while trials run
+OUTCOME_BATCH_SECONDS = 0.5  # ended runs wait at most this long to be recorded, so short
+# trials share one write window instead of opening the warehouse once each
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,8 @@ class SweepLoader:
         self.last_load = 0.0
 
     def due(self) -> bool:
-        return bool(self.ended) or time.monotonic() - self.last_load >= LOAD_EVERY_SECONDS
+        waited = time.monotonic() - self.last_load
+        return waited >= LOAD_EVERY_SECONDS or (bool(self.ended) and waited >= OUTCOME_BATCH_SECONDS)
 
     def write(self, running: list[str], cancelled: list[str] = ()) -> list[dict]:
         """Load every new chunk of these runs and record what ended; returns the outcomes."""
