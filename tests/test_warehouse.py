@@ -21,11 +21,17 @@ from rnnsweep.service.warehouse import Warehouse, analysis_files, connect_with_r
 from tests.conftest import tiny_trial
 
 
-def write_attempt(storage: Path, trial: TrialConfig, steps: range, chunk_every: int = 2, value=None) -> int:
-    """Log train_loss and lr at each step, as a worker would; returns the attempt number."""
+def open_log(storage: Path, trial: TrialConfig) -> MetricLog:
+    """A fresh attempt's metric log, as a worker opens one."""
     fs, base = resolve_storage(str(storage))
     attempt = claim_attempt(fs, base, trial.sweep, trial.run_id, "test-node")
-    log = MetricLog(fs, attempt_dir(base, trial.sweep, trial.run_id, attempt), trial.run_id, attempt)
+    return MetricLog(fs, attempt_dir(base, trial.sweep, trial.run_id, attempt), trial.run_id, attempt)
+
+
+def write_attempt(storage: Path, trial: TrialConfig, steps: range, chunk_every: int = 2, value=None) -> int:
+    """Log train_loss and lr at each step, as a worker would; returns the attempt number."""
+    log = open_log(storage, trial)
+    attempt = log.attempt
     for step in steps:
         loss = value if value is not None else 1.0 / step + attempt
         log.add(step, 1, {"train_loss": loss, "lr": 0.01})
@@ -91,10 +97,8 @@ def test_chunks_load_once_with_nan_and_inf_as_values(tmp_path, warehouse, trials
 
 def test_new_chunks_of_a_running_trial_are_picked_up(tmp_path, warehouse, trials):
     storage = tmp_path / "logs"
-    fs, base = resolve_storage(str(storage))
     trial = trials[0]
-    attempt = claim_attempt(fs, base, trial.sweep, trial.run_id, "n")
-    log = MetricLog(fs, attempt_dir(base, trial.sweep, trial.run_id, attempt), trial.run_id, attempt)
+    log = open_log(storage, trial)
     log.add(1, 1, {"train_loss": 1.0})
     log.flush()
     assert load_all(warehouse, storage, [trial]) == 1
@@ -147,16 +151,14 @@ def test_registering_again_adds_only_new_runs(tmp_path, warehouse, trials):
 
 def test_views_turn_configs_and_curves_into_columns(tmp_path, warehouse, trials):
     storage = tmp_path / "logs"
-    fs, base = resolve_storage(str(storage))
     trial = trials[1]
-    attempt = claim_attempt(fs, base, trial.sweep, trial.run_id, "n")
-    log = MetricLog(fs, attempt_dir(base, trial.sweep, trial.run_id, attempt), trial.run_id, attempt)
+    log = open_log(storage, trial)
     for step, val_loss in ((0, 0.9), (10, 0.4), (20, 0.6)):
         log.add(step, step // 10, {"val_loss": val_loss, "val_acc": 1 - val_loss})
     log.flush()
     load_all(warehouse, storage, trials)
     with Warehouse.open(warehouse) as wh:
-        wh.record_outcomes([outcome(trial, 0, steps=20)])
+        wh.record_outcomes([outcome(trial, log.attempt, steps=20)])
     params = scalar(warehouse, "select * from run_params where run_id = $r", {"r": trial.run_id})
     assert params["seed"] == 1 and params["cell"] == "lstm" and params["lr"] == trial.optimizer.lr
     assert params["betas"] == [0.9, 0.999] and params["beta2"] == 0.999 and params["bidirectional"] is False
