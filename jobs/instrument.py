@@ -44,6 +44,14 @@ def prediction_std(outputs: torch.Tensor, kind: str) -> float:
     return predictions.std(dim=0).mean().item()
 
 
+def target_std(y: torch.Tensor, kind: str) -> float:
+    """The spread pred_std is measured against: of labels (one-hot for multiclass) or targets."""
+    if kind == "multiclass":
+        y = torch.nn.functional.one_hot(y, int(y.max()) + 1)
+    y = y.float().reshape(len(y), -1)
+    return y.std(dim=0).mean().item() if len(y) > 1 else 0.0
+
+
 def snapshot(model: nn.Module) -> list[torch.Tensor]:
     return [p.detach().clone() for p in model.parameters()]
 

@@ -67,6 +67,7 @@ def test_two_steps_of_every_cell_log_every_metric(tmp_path, cell, bidirectional)
             "train_recall",
             "train_f1",
             "pred_std",
+            "target_std",
             "weight_norm",
             "update_ratio",
             "sigma_max_hh",
