@@ -4,7 +4,10 @@
 -- config stored in runs.config, so a grid can be sliced with plain SQL
 -- (`group by cell, lr, weight_decay`). Column names are the grid keys, except
 -- sweep.seeds -> seed, data.seed -> data_seed, data.path -> data_path,
--- optimizer.name -> optimizer.
+-- optimizer.name -> optimizer. Imported runs (`rnnsweep import`) keep their params flat
+-- ({"lr": ..., "weight_decay": ..., "task": "classification"}), so the common ones are
+-- read from either shape. task_kind (classification | regression) and n_classes give the
+-- diagnosis its chance level.
 create or replace view run_params as
 with source as (
     select * from runs
@@ -16,11 +19,19 @@ final as (
         trial_index,
         status,
         config ->> '$.task' as task,
+        case
+            when config ->> '$.task' in ('events', 'sequences4', 'classification') then 'classification'
+            when config ->> '$.task' in ('word_vectors', 'regression') then 'regression'
+        end as task_kind,
+        coalesce(
+            case config ->> '$.task' when 'events' then 2 when 'sequences4' then 4 end,
+            try_cast(config ->> '$.n_classes' as integer)
+        ) as n_classes,
         cast(config ->> '$.seed' as integer) as seed,
-        cast(config ->> '$.epochs' as integer) as epochs,
+        try_cast(config ->> '$.epochs' as integer) as epochs,
         cast(config ->> '$.evals_per_epoch' as integer) as evals_per_epoch,
         cast(config ->> '$.data.seed' as integer) as data_seed,
-        cast(config ->> '$.data.n_train' as integer) as n_train,
+        try_cast(coalesce(config ->> '$.data.n_train', config ->> '$.n_train') as integer) as n_train,
         cast(config ->> '$.data.n_val' as integer) as n_val,
         cast(config ->> '$.data.seq_len' as integer) as seq_len,
         cast(config ->> '$.data.n_features' as integer) as n_features,
@@ -29,21 +40,21 @@ final as (
         cast(config ->> '$.data.target_dim' as integer) as target_dim,
         config ->> '$.data.path' as data_path,
         cast(config ->> '$.data.val_fraction' as double) as val_fraction,
-        config ->> '$.model.cell' as cell,
-        cast(config ->> '$.model.hidden' as integer) as hidden,
+        coalesce(config ->> '$.model.cell', config ->> '$.cell') as cell,
+        try_cast(coalesce(config ->> '$.model.hidden', config ->> '$.hidden') as integer) as hidden,
         cast(config ->> '$.model.layers' as integer) as layers,
         cast(config ->> '$.model.bidirectional' as boolean) as bidirectional,
         cast(config ->> '$.model.dropout' as double) as dropout,
-        config ->> '$.optimizer.name' as optimizer,
-        cast(config ->> '$.optimizer.lr' as double) as lr,
-        cast(config -> '$.optimizer.betas' as double[]) as betas,
-        cast(config ->> '$.optimizer.betas[0]' as double) as beta1,
-        cast(config ->> '$.optimizer.betas[1]' as double) as beta2,
+        coalesce(config ->> '$.optimizer.name', config ->> '$.optimizer') as optimizer,
+        try_cast(coalesce(config ->> '$.optimizer.lr', config ->> '$.lr') as double) as lr,
+        try_cast(config -> '$.optimizer.betas' as double[]) as betas,
+        try_cast(coalesce(config ->> '$.optimizer.betas[0]', config ->> '$.beta1') as double) as beta1,
+        try_cast(coalesce(config ->> '$.optimizer.betas[1]', config ->> '$.beta2') as double) as beta2,
         cast(config ->> '$.optimizer.momentum' as double) as momentum,
-        cast(config ->> '$.optimizer.weight_decay' as double) as weight_decay,
+        try_cast(coalesce(config ->> '$.optimizer.weight_decay', config ->> '$.weight_decay') as double) as weight_decay,
         config ->> '$.optimizer.weight_decay_on' as weight_decay_on,
-        cast(config ->> '$.training.batch_size' as integer) as batch_size,
-        cast(config ->> '$.training.clip_grad_norm' as double) as clip_grad_norm,
+        try_cast(coalesce(config ->> '$.training.batch_size', config ->> '$.batch_size') as integer) as batch_size,
+        try_cast(coalesce(config ->> '$.training.clip_grad_norm', config ->> '$.clip_grad_norm') as double) as clip_grad_norm,
         config ->> '$.training.lr_schedule' as lr_schedule,
         cast(config ->> '$.training.lr_step_epochs' as integer) as lr_step_epochs,
         cast(config ->> '$.training.lr_gamma' as double) as lr_gamma,

@@ -8,7 +8,8 @@ Metrics (long format, one row per step and metric; see README "Warehouse tables"
                          sigma_max_hh*, pred_std, update_ratio
   at a non-finite loss   the NaN/Inf itself and nonfinite = 1, then the trial stops
 Evaluation also runs once at step 0, so every curve has its untrained baseline; step 0 also
-logs target_std, the spread of the validation labels/targets that pred_std is compared with.
+logs target_std, the spread of the validation labels/targets that pred_std is compared with,
+and n_classes for classifiers.
 """
 
 from __future__ import annotations
@@ -131,7 +132,10 @@ def train(config: TrialConfig, log: MetricLog, device: str = "cpu") -> TrainOutc
 
     # 4. Baseline evaluation, then the loop.
     final = evaluate(model, loss_fn, x_val, y_val, data.kind)
-    log.add(0, 0, final | {"target_std": instrument.target_std(y_val, data.kind)})
+    baseline = {"target_std": instrument.target_std(y_val, data.kind)}
+    if data.kind != "regression":  # chance level for the diagnosis: 1/n_classes
+        baseline["n_classes"] = 2 if data.kind == "binary" else data.n_outputs
+    log.add(0, 0, final | baseline)
     step, last_flush, flushed_at = 0, 0, time.monotonic()
     seen_outputs, seen_targets = [], []
     for epoch in range(1, config.epochs + 1):

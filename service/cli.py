@@ -144,5 +144,81 @@ def query(
         write_table(run_query(warehouse, sql, timeout=timeout), fmt, output)
 
 
+ThresholdOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", help="Override a threshold, NAME=VALUE (repeatable); `rnnsweep thresholds` lists them."),
+]
+
+
+@app.command(epilog="Example: rnnsweep diagnose quickstart   or   rnnsweep diagnose --set overfit_val_rise=0.3 -f csv")
+def diagnose(
+    sweep: Annotated[
+        Optional[str], typer.Argument(help="Only this sweep's runs (default: all).", show_default=False)
+    ] = None,
+    warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
+    fmt: FormatOption = OutputFormat.table,
+    set_: ThresholdOption = None,
+) -> None:
+    """Label every run healthy, overfitting, l2_collapsed, diverged or constant_output, with evidence and a fix."""
+    from rnnsweep.service import diagnose as diagnosis
+
+    with user_errors():
+        table = diagnosis.diagnose(warehouse, sweep, diagnosis.parse_assignments(set_ or []))
+        counts = diagnosis.label_counts(table)
+        if fmt is OutputFormat.table:
+            write_table(table.select(["run_id", "label", "confidence", "onset_step", "evidence", "fix"]), fmt)
+            write_table(counts, fmt)
+        else:
+            write_table(table, fmt)
+            summary = " · ".join(f"{r['label']} {r['runs']}" for r in counts.to_pylist())
+            stderr_console().print(f"{table.num_rows} runs: {summary}", highlight=False)
+
+
+@app.command(epilog="Example: rnnsweep thresholds --set overfit_val_rise=0.25   (--reset overfit_val_rise to undo)")
+def thresholds(
+    warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
+    fmt: FormatOption = OutputFormat.table,
+    set_: Annotated[
+        Optional[list[str]], typer.Option("--set", help="Keep NAME=VALUE for this warehouse (repeatable).")
+    ] = None,
+    reset: Annotated[Optional[list[str]], typer.Option("--reset", help="Back to the default (repeatable).")] = None,
+) -> None:
+    """The diagnosis thresholds: value, default, where the value comes from, what it means."""
+    from rnnsweep.service import diagnose as diagnosis
+
+    with user_errors():
+        if set_ or reset:
+            diagnosis.set_thresholds(warehouse, diagnosis.parse_assignments(set_ or []), reset or [])
+        write_table(diagnosis.thresholds(warehouse), fmt)
+
+
+@app.command(
+    "import",
+    epilog="Example: rnnsweep import runs.csv --params params.csv --sweep my-old-runs   (then: rnnsweep diagnose my-old-runs)",
+)
+def import_(
+    metrics: Annotated[
+        Path,
+        typer.Argument(
+            help="Long metrics table: run_id, step, epoch, metric, value (.csv or .parquet).", show_default=False
+        ),
+    ],
+    sweep: Annotated[str, typer.Option(help="Name of the sweep these runs go into.", show_default=False)],
+    params: Annotated[
+        Optional[Path],
+        typer.Option(help="Hyper-parameters: run_id plus any columns (lr, weight_decay, task, n_classes, ...)."),
+    ] = None,
+    warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
+) -> None:
+    """Load runs logged elsewhere so they can be diagnosed and queried; importing twice changes nothing."""
+    from rnnsweep.service.importer import import_runs
+
+    with user_errors():
+        report = import_runs(warehouse, metrics, params, sweep)
+        stderr_console().print(
+            f"imported {report.runs} runs ({report.rows:,} metric rows) into sweep {report.sweep}", highlight=False
+        )
+
+
 def main() -> None:
     app()

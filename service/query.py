@@ -41,9 +41,24 @@ def read_only(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
-def run_query(path: Path, sql: str, params: dict | None = None, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> pa.Table:
-    """Run one SQL statement against the warehouse; a user-facing error on bad SQL or timeout."""
+SET_THRESHOLDS = "set variable rnnsweep_thresholds = map($names, $values)"
+
+
+def run_query(
+    path: Path,
+    sql: str,
+    params: dict | None = None,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    thresholds: dict[str, float] | None = None,
+) -> pa.Table:
+    """Run one SQL statement against the warehouse; a user-facing error on bad SQL or timeout.
+
+    `thresholds` override the diagnosis thresholds for this query only (the thresholds view
+    reads them from the session variable rnnsweep_thresholds).
+    """
     with read_only(path) as con:
+        if thresholds:
+            con.execute(SET_THRESHOLDS, {"names": list(thresholds), "values": [float(v) for v in thresholds.values()]})
         timer = threading.Timer(timeout, con.interrupt)
         timer.start()
         try:

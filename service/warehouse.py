@@ -44,6 +44,7 @@ create table if not exists runs (
     sweep        varchar not null,
     trial_index  integer not null,
     status       varchar not null,    -- pending|running|finished|failed|stopped|cancelled
+    source       varchar not null default 'rnnsweep', -- or 'import' (rnnsweep import)
     attempts     integer not null,
     config       json not null,       -- the full resolved trial config
     node         varchar,
@@ -62,6 +63,11 @@ create table if not exists metrics (
     epoch   integer not null,
     metric  varchar not null,
     value   double                    -- NaN and Inf are values, not missing rows
+);
+create table if not exists threshold_overrides (
+    name   varchar primary key,       -- a name from the thresholds view
+    value  double not null,
+    set_at timestamp not null
 );
 create table if not exists metric_chunks (
     run_id    varchar not null,

@@ -68,6 +68,7 @@ def test_two_steps_of_every_cell_log_every_metric(tmp_path, cell, bidirectional)
             "train_f1",
             "pred_std",
             "target_std",
+            "n_classes",
             "weight_norm",
             "update_ratio",
             "sigma_max_hh",

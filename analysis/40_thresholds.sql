@@ -1,0 +1,64 @@
+-- thresholds
+-- grain: one row per threshold
+-- Every number the diagnosis rules compare against, in one place, with what it means.
+-- A threshold's value is, first found: the query's own override (`rnnsweep diagnose --set
+-- NAME=VALUE`, which sets the variable rnnsweep_thresholds, a map of name to value), the
+-- warehouse's override (`rnnsweep thresholds --set NAME=VALUE`, table threshold_overrides),
+-- the default below. Curves are judged in 20 equal step windows: "first" is the first
+-- window's mean, "best" the best window's, "final" the mean of the last 20 %, so one noisy
+-- step never decides a label.
+create or replace view thresholds as
+with defaults as (
+    select * from (values
+        ('diverge_give_back', 0.5,
+         'diverged: the final train loss gave back at least this fraction of what it had learned, (final - best) / (first - best) (seed 002: loss falls, then rises and stays)'),
+        ('diverge_min_rise', 0.25,
+         'diverged: ... and ends at least this much above its best, relative, so a flat curve''s wiggles never count'),
+        ('diverge_explode', 2.0,
+         'diverged: or the final train loss is this many times its first (blew up past the start)'),
+        ('overfit_val_rise', 0.15,
+         'overfitting: the final validation loss is this much above its best, relative (SageMaker Debugger Overfit uses a 10 % train/val gap)'),
+        ('overfit_train_slack', 0.3,
+         'overfitting: ... while the final train loss stays within this much of its best, relative (training still fine)'),
+        ('overfit_acc_drop', 0.05,
+         'overfitting, accuracy-only logs: validation accuracy fell this much below its best while train accuracy held'),
+        ('collapse_sigma', 1.0,
+         'l2_collapsed: largest singular value of W_hh below this at the end; below 1 memory fades geometrically (Pascanu, Mikolov & Bengio 2013)'),
+        ('collapse_weight_shrink', 0.5,
+         'l2_collapsed: or the weight norm ended below this fraction of its start (when no sigma is logged)'),
+        ('l2_strong', 0.01,
+         'l2_collapsed, loss-only logs: weight_decay at least this, and the run did not learn'),
+        ('chance_margin', 0.05,
+         'not learning: the best validation score is within this of chance (balanced acc 0.5, 1/n_classes, R2 0)'),
+        ('flat_loss', 0.9,
+         'not learning, when no score is logged: the best validation loss is at least this fraction of the first'),
+        ('constant_pred_ratio', 0.05,
+         'constant_output: prediction std across inputs below this fraction of the targets'' std at the end (TheDeepChecker: output variance zero)'),
+        ('constant_pred_abs', 0.005,
+         'constant_output: or below this absolute std when the target spread is not logged'),
+        ('grad_spike', 10.0,
+         'fix advice: recommend clipping when a window of gradient norms averages this many times the first window')
+    ) as t(name, default_value, description)
+),
+warehouse_overrides as (
+    select name, value from threshold_overrides
+),
+final as (
+    select
+        d.name,
+        coalesce(
+            try_cast(getvariable('rnnsweep_thresholds')[d.name] as double),
+            o.value,
+            d.default_value::double
+        ) as value,
+        d.default_value::double as default_value,
+        case
+            when getvariable('rnnsweep_thresholds')[d.name] is not null then 'query'
+            when o.value is not null then 'warehouse'
+            else 'default'
+        end as source,
+        d.description
+    from defaults d
+    left join warehouse_overrides o using (name)
+)
+select * from final;

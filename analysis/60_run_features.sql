@@ -1,0 +1,85 @@
+-- run_features
+-- grain: one row per run
+-- Features: what the diagnosis rules read, per run. For each curve (train_loss, val_loss,
+-- train_acc, val_acc, val_r2, grad_norm, weight_norm, sigma_max_hh, pred_std): its first
+-- window, best window and the step that window ends at, its final 20 % (mean of windows
+-- 16-19), its last window, and the first non-finite step; sigma_max_hh and pred_std also
+-- as window series for onsets. Joined with the hyper-parameters the fixes refer to, and
+-- with the chance level of the run's score.
+create or replace view run_features as
+with curves as (
+    select * from run_curves
+),
+per_metric as (
+    select
+        run_id,
+        metric,
+        arg_min(mean_value, window_index) as first_value,
+        min(mean_value) as min_value,
+        arg_min(last_step, mean_value) as min_step,
+        max(mean_value) as max_value,
+        arg_max(last_step, mean_value) as max_step,
+        avg(mean_value) filter (where window_index >= 16) as final_value,
+        arg_max(mean_value, window_index) as last_value,
+        min(nonfinite_step) as nonfinite_step,
+        list(mean_value order by window_index) as series,
+        list(first_step order by window_index) as series_steps,
+        max(last_step) as last_step
+    from curves
+    group by all
+),
+pivoted as (
+    select
+        run_id,
+        max(last_step) as last_step,
+        min(nonfinite_step) as nonfinite_step,
+        arg_min(metric, nonfinite_step) as nonfinite_metric,
+        any_value(first_value) filter (where metric = 'train_loss') as train_loss_first,
+        any_value(min_value) filter (where metric = 'train_loss') as train_loss_best,
+        any_value(min_step) filter (where metric = 'train_loss') as train_loss_best_step,
+        any_value(final_value) filter (where metric = 'train_loss') as train_loss_final,
+        any_value(first_value) filter (where metric = 'val_loss') as val_loss_first,
+        any_value(min_value) filter (where metric = 'val_loss') as val_loss_best,
+        any_value(min_step) filter (where metric = 'val_loss') as val_loss_best_step,
+        any_value(final_value) filter (where metric = 'val_loss') as val_loss_final,
+        any_value(max_value) filter (where metric = 'train_acc') as train_acc_best,
+        any_value(final_value) filter (where metric = 'train_acc') as train_acc_final,
+        any_value(max_value) filter (where metric = 'val_acc') as val_acc_best,
+        any_value(max_step) filter (where metric = 'val_acc') as val_acc_best_step,
+        any_value(final_value) filter (where metric = 'val_acc') as val_acc_final,
+        any_value(max_value) filter (where metric = 'val_r2') as val_r2_best,
+        any_value(first_value) filter (where metric = 'grad_norm') as grad_norm_first,
+        any_value(max_value) filter (where metric = 'grad_norm') as grad_norm_max,
+        any_value(first_value) filter (where metric = 'weight_norm') as weight_norm_first,
+        any_value(last_value) filter (where metric = 'weight_norm') as weight_norm_last,
+        any_value(first_value) filter (where metric = 'sigma_max_hh') as sigma_first,
+        any_value(last_value) filter (where metric = 'sigma_max_hh') as sigma_last,
+        any_value(series) filter (where metric = 'sigma_max_hh') as sigma_series,
+        any_value(series_steps) filter (where metric = 'sigma_max_hh') as sigma_steps,
+        any_value(first_value) filter (where metric = 'pred_std') as pred_std_first,
+        any_value(last_value) filter (where metric = 'pred_std') as pred_std_last,
+        any_value(series) filter (where metric = 'pred_std') as pred_std_series,
+        any_value(series_steps) filter (where metric = 'pred_std') as pred_std_steps,
+        any_value(first_value) filter (where metric = 'target_std') as target_std,
+        any_value(first_value) filter (where metric = 'n_classes') as logged_n_classes,
+        bool_or(metric = 'val_r2') as has_r2
+    from per_metric
+    group by run_id
+),
+params as (
+    select run_id, sweep, task_kind, n_classes, optimizer, lr, beta1, weight_decay, weight_decay_on, clip_grad_norm, lr_schedule
+    from run_params
+),
+final as (
+    select
+        params.*,
+        coalesce(params.n_classes, pivoted.logged_n_classes::integer) as classes,
+        case
+            when coalesce(params.task_kind, '') = 'regression' or pivoted.has_r2 then 0.0
+            when coalesce(params.n_classes, pivoted.logged_n_classes) >= 2 then 1.0 / coalesce(params.n_classes, pivoted.logged_n_classes)
+        end as chance_score,
+        pivoted.* exclude (run_id, logged_n_classes, has_r2)
+    from params
+    join pivoted using (run_id)
+)
+select * from final;

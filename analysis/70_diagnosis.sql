@@ -1,0 +1,207 @@
+-- diagnosis
+-- grain: one row per run
+-- Diagnosis: one label per run (healthy, overfitting, l2_collapsed, diverged,
+-- constant_output), how sure (high: decided by an instrumented signal such as sigma_max or
+-- prediction spread; medium: by the shape of the loss curves; low: by hyper-parameters and
+-- flat curves only), the step where the symptom began, the evidence (metric, value,
+-- threshold, and a sentence) and a concrete fix. Rules, first match wins:
+--   1 diverged         a loss or gradient went NaN/Inf
+--   2 l2_collapsed     the run did not learn and its weights collapsed: sigma_max(W_hh) < 1
+--                      and falling, or the weight norm halved; with loss-only logs: strong
+--                      L2 and no learning
+--   3 constant_output  predictions barely vary across inputs at the end, weights normal-sized
+--   4 diverged         train loss rose well above its best and stayed (or blew past its start)
+--   5 overfitting      validation loss rose well above its best while train loss held
+--   6 constant_output  loss-only logs: no learning at all, and no strong L2 to blame
+--   7 healthy          none of the above: noisy curves and early plateaus included
+-- Weight-shrink rules fire only for runs that did not learn, as AUTOTRAINER gates its
+-- gradient rules, so healthy runs with small W_hh are not flagged. Thresholds: see the
+-- thresholds view.
+create or replace view diagnosis as
+with features as (
+    select * from run_features
+),
+t as (
+    select
+        max(value) filter (where name = 'diverge_give_back') as diverge_give_back,
+        max(value) filter (where name = 'diverge_min_rise') as diverge_min_rise,
+        max(value) filter (where name = 'diverge_explode') as diverge_explode,
+        max(value) filter (where name = 'overfit_val_rise') as overfit_val_rise,
+        max(value) filter (where name = 'overfit_train_slack') as overfit_train_slack,
+        max(value) filter (where name = 'overfit_acc_drop') as overfit_acc_drop,
+        max(value) filter (where name = 'collapse_sigma') as collapse_sigma,
+        max(value) filter (where name = 'collapse_weight_shrink') as collapse_weight_shrink,
+        max(value) filter (where name = 'l2_strong') as l2_strong,
+        max(value) filter (where name = 'chance_margin') as chance_margin,
+        max(value) filter (where name = 'flat_loss') as flat_loss,
+        max(value) filter (where name = 'constant_pred_ratio') as constant_pred_ratio,
+        max(value) filter (where name = 'constant_pred_abs') as constant_pred_abs,
+        max(value) filter (where name = 'grad_spike') as grad_spike
+    from thresholds
+),
+signals as (
+    select
+        features.*,
+        t.*,
+        coalesce(val_acc_best, val_r2_best) as score_best,
+        case when val_acc_best is not null then 'val_acc' when val_r2_best is not null then 'val_r2' end as score_name,
+        case when target_std > 0 then constant_pred_ratio * target_std else constant_pred_abs end as pred_std_floor,
+        case
+            when coalesce(val_acc_best, val_r2_best) is not null and chance_score is not null
+                then coalesce(val_acc_best, val_r2_best) <= chance_score + chance_margin
+            when val_loss_first > 0 then val_loss_best >= flat_loss * val_loss_first
+            when train_loss_first > 0 then train_loss_best >= flat_loss * train_loss_first
+        end as not_learning,
+        sigma_last < collapse_sigma and sigma_last < sigma_first as sigma_collapsed,
+        weight_norm_last < collapse_weight_shrink * weight_norm_first as weights_shrank,
+        train_loss_final - train_loss_best >= diverge_give_back * (train_loss_first - train_loss_best)
+            and train_loss_final >= (1 + diverge_min_rise) * train_loss_best as loss_gave_back,
+        train_loss_final >= diverge_explode * train_loss_first as loss_exploded,
+        val_loss_final >= (1 + overfit_val_rise) * val_loss_best
+            and val_loss_best < val_loss_first
+            and coalesce(train_loss_final <= (1 + overfit_train_slack) * train_loss_best, true) as val_loss_rose,
+        val_loss_best is null
+            and val_acc_best - val_acc_final >= overfit_acc_drop
+            and train_acc_final >= train_acc_best - overfit_acc_drop as val_acc_fell
+    from features, t
+),
+labelled as (
+    select
+        *,
+        pred_std_last < pred_std_floor as predictions_flat,
+        case
+            when nonfinite_step is not null then 'diverged:nonfinite'
+            when not_learning and (sigma_collapsed or (sigma_last is null and weights_shrank)) then 'l2_collapsed:weights'
+            when not_learning and sigma_last is null and weight_norm_last is null and weight_decay >= l2_strong then 'l2_collapsed:params'
+            when pred_std_last < pred_std_floor then 'constant_output:spread'
+            when loss_gave_back then 'diverged:gave_back'
+            when loss_exploded then 'diverged:exploded'
+            when val_loss_rose then 'overfitting:loss'
+            when val_acc_fell then 'overfitting:acc'
+            when not_learning and pred_std_last is null then 'constant_output:flat'
+            else 'healthy'
+        end as rule
+    from signals
+),
+explained as (
+    select
+        *,
+        split_part(rule, ':', 1) as label,
+        case
+            when rule in ('diverged:nonfinite', 'l2_collapsed:weights', 'constant_output:spread') then 'high'
+            when rule in ('l2_collapsed:params', 'constant_output:flat') then 'low'
+            when rule = 'healthy' then case when train_loss_first is null then 'low' when sigma_last is null and pred_std_last is null then 'medium' else 'high' end
+            else 'medium'
+        end as confidence,
+        case rule
+            when 'diverged:nonfinite' then nonfinite_step
+            when 'l2_collapsed:weights' then coalesce(
+                sigma_steps[list_position(list_transform(sigma_series, lambda x: x < collapse_sigma), true)], train_loss_best_step)
+            when 'l2_collapsed:params' then train_loss_best_step
+            when 'constant_output:spread' then pred_std_steps[coalesce(
+                len(pred_std_series) - list_position(list_reverse(list_transform(pred_std_series, lambda x: x < pred_std_floor)), false) + 2, 1)]
+            when 'diverged:gave_back' then train_loss_best_step
+            when 'diverged:exploded' then train_loss_best_step
+            when 'overfitting:loss' then val_loss_best_step
+            when 'overfitting:acc' then val_acc_best_step
+            when 'constant_output:flat' then train_loss_best_step
+        end as onset_step,
+        case rule
+            when 'diverged:nonfinite' then nonfinite_metric
+            when 'l2_collapsed:weights' then case when sigma_last is not null then 'sigma_max_hh' else 'weight_norm' end
+            when 'l2_collapsed:params' then 'weight_decay'
+            when 'constant_output:spread' then 'pred_std'
+            when 'diverged:gave_back' then 'train_loss'
+            when 'diverged:exploded' then 'train_loss'
+            when 'overfitting:loss' then 'val_loss'
+            when 'overfitting:acc' then 'val_acc'
+            when 'constant_output:flat' then coalesce(score_name, 'val_loss')
+        end as metric,
+        case rule
+            when 'l2_collapsed:weights' then coalesce(sigma_last, weight_norm_last)
+            when 'l2_collapsed:params' then weight_decay
+            when 'constant_output:spread' then pred_std_last
+            when 'diverged:gave_back' then train_loss_final
+            when 'diverged:exploded' then train_loss_final
+            when 'overfitting:loss' then val_loss_final
+            when 'overfitting:acc' then val_acc_final
+            when 'constant_output:flat' then coalesce(score_best, val_loss_best)
+        end as value,
+        case rule
+            when 'l2_collapsed:weights' then coalesce(case when sigma_last is not null then collapse_sigma end, collapse_weight_shrink * weight_norm_first)
+            when 'l2_collapsed:params' then l2_strong
+            when 'constant_output:spread' then pred_std_floor
+            when 'diverged:gave_back' then (1 + diverge_min_rise) * train_loss_best
+            when 'diverged:exploded' then diverge_explode * train_loss_first
+            when 'overfitting:loss' then (1 + overfit_val_rise) * val_loss_best
+            when 'overfitting:acc' then val_acc_best - overfit_acc_drop
+            when 'constant_output:flat' then coalesce(chance_score + chance_margin, flat_loss * val_loss_first)
+        end as threshold,
+        case when score_best is not null then printf('best %s %.3g, chance %.3g', score_name, score_best, chance_score) end as score_text
+    from labelled
+),
+final as (
+    select
+        run_id,
+        sweep,
+        label,
+        confidence,
+        onset_step,
+        case rule
+            when 'diverged:nonfinite' then printf('%s became NaN/Inf at step %d', nonfinite_metric, nonfinite_step)
+            when 'l2_collapsed:weights' then concat_ws('; ',
+                case when sigma_last is not null
+                    then printf('sigma_max(W_hh) fell from %.3g to %.3g, below %g: memory fades geometrically', sigma_first, sigma_last, collapse_sigma)
+                    else printf('weight norm shrank from %.3g to %.3g', weight_norm_first, weight_norm_last) end,
+                case when weight_decay > 0 then printf('weight_decay %g', weight_decay) end,
+                coalesce(score_text, printf('best val_loss %.3g vs %.3g at the start', val_loss_best, val_loss_first)) || ': not learning')
+            when 'l2_collapsed:params' then concat_ws('; ',
+                printf('weight_decay %g >= %g', weight_decay, l2_strong),
+                coalesce(score_text, printf('best val_loss %.3g vs %.3g at the start', val_loss_best, val_loss_first)) || ': not learning')
+            when 'constant_output:spread' then concat_ws('; ',
+                printf('prediction std across inputs %.3g < %.3g', pred_std_last, pred_std_floor)
+                    || case when target_std > 0 then printf(' (%g of the targets'' std %.3g)', constant_pred_ratio, target_std) else '' end
+                    || ': the same output for every input',
+                case when sigma_last is not null then printf('weights are normal-sized (sigma_max(W_hh) %.3g)', sigma_last) end)
+            when 'diverged:gave_back' then printf(
+                'train loss rose from its best %.3g (step %d) to %.3g over the last 20%% of training, giving back %.0f%% of what it had learned (>= %.0f%%)',
+                train_loss_best, train_loss_best_step, train_loss_final,
+                100 * (train_loss_final - train_loss_best) / greatest(train_loss_first - train_loss_best, 1e-12), 100 * diverge_give_back)
+            when 'diverged:exploded' then printf('train loss ended at %.3g, %.2gx its start %.3g (>= %gx)',
+                train_loss_final, train_loss_final / train_loss_first, train_loss_first, diverge_explode)
+            when 'overfitting:loss' then printf('validation loss rose from its best %.3g (step %d) to %.3g (+%.0f%%, > %.0f%%) while train loss held at %.3g',
+                val_loss_best, val_loss_best_step, val_loss_final, 100 * (val_loss_final / val_loss_best - 1), 100 * overfit_val_rise, train_loss_final)
+            when 'overfitting:acc' then printf('validation accuracy fell from its best %.3g (step %d) to %.3g while train accuracy held at %.3g',
+                val_acc_best, val_acc_best_step, val_acc_final, train_acc_final)
+            when 'constant_output:flat' then coalesce(score_text, printf('best val_loss %.3g vs %.3g at the start', val_loss_best, val_loss_first))
+                || ': not learning, without strong L2 to blame'
+            else concat_ws('; ',
+                case when val_loss_best is not null then printf('best val_loss %.3g at step %d', val_loss_best, val_loss_best_step) end,
+                score_text, 'no rule fired')
+        end as evidence,
+        metric,
+        value,
+        threshold,
+        case label
+            when 'diverged' then concat_ws('; ',
+                case when rule = 'diverged:nonfinite' then 'check the inputs for NaN/Inf and normalise them (zero mean, unit variance)' end,
+                case when lr is not null then printf('lower optimizer.lr %g -> %g', lr, lr / 10) else 'lower the learning rate 10x' end,
+                case when optimizer = 'adam' and beta1 < 0.9 then printf('set optimizer.betas = [0.9, 0.999] (beta1 is %g)', beta1) end,
+                case when coalesce(clip_grad_norm, 0) = 0 then 'clip gradients (training.clip_grad_norm = 1.0)' end,
+                case when rule <> 'diverged:nonfinite' and coalesce(lr_schedule, 'constant') = 'constant' then 'or decay the lr (training.lr_schedule = "cosine")' end)
+            when 'l2_collapsed' then concat_ws('; ',
+                case when coalesce(weight_decay_on, 'all') = 'all' then 'stop decaying the recurrent weights (optimizer.weight_decay_on = "non_recurrent")' end,
+                case when weight_decay > 0 then printf('or shrink optimizer.weight_decay %g -> %g', weight_decay, weight_decay / 10) end,
+                'regularise with dropout instead (model.dropout, with model.layers >= 2)')
+            when 'constant_output' then concat_ws('; ',
+                'the output ignores the input: check inputs for NaN, zeroed or constant features, and normalise them',
+                'check the labels (shuffled? one class? training.pos_weight for rare positives)',
+                case when lr is not null then printf('if it followed a loss jump, lower optimizer.lr %g -> %g and clip gradients', lr, lr / 10) end)
+            when 'overfitting' then concat_ws('; ',
+                printf('stop at step %d, the best validation loss', onset_step),
+                'add dropout (model.dropout, model.layers >= 2) or L2 on non-recurrent weights (optimizer.weight_decay_on = "non_recurrent")',
+                'or train on more data')
+        end as fix
+    from explained
+)
+select * from final;
