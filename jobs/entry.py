@@ -28,6 +28,7 @@ def node_name() -> str:
 
 def run_trial(config: TrialConfig, storage_uri: str) -> dict:
     import torch
+
     from rnnsweep.jobs.train import train
 
     started_at = time.time()

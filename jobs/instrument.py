@@ -9,8 +9,9 @@ the size of the last update relative to the weights.
 from __future__ import annotations
 
 import torch
-from rnnsweep.jobs.model import recurrent_weights
 from torch import nn
+
+from rnnsweep.jobs.model import recurrent_weights
 
 
 def weight_norm(model: nn.Module) -> float:

@@ -7,8 +7,9 @@ which is what the seeds' Keras models do with `return_sequences=False`.
 from __future__ import annotations
 
 import torch
-from rnnsweep.jobs.config import ModelConfig, OptimizerConfig
 from torch import nn
+
+from rnnsweep.jobs.config import ModelConfig, OptimizerConfig
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 

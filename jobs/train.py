@@ -19,12 +19,13 @@ import time
 from dataclasses import dataclass
 
 import torch
+from torch import nn
+
 from rnnsweep.jobs import instrument
 from rnnsweep.jobs.config import TrialConfig
 from rnnsweep.jobs.metric_log import MetricLog
 from rnnsweep.jobs.model import SequenceModel, make_optimizer
 from rnnsweep.jobs.tasks import TaskData, load_task
-from torch import nn
 
 CHUNK_STEPS = 250  # write a metric chunk at least this often (a crash loses at most one)
 CHUNK_SECONDS = 10.0  # ... or this often, so a running sweep can be watched

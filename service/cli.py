@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
 from rnnsweep.service import reports
 from rnnsweep.service.errors import UserError
 from rnnsweep.service.render import OutputFormat, stderr_console, write_table

@@ -11,6 +11,7 @@ import difflib
 from pathlib import Path
 
 import pyarrow as pa
+
 from rnnsweep.service.errors import UserError
 from rnnsweep.service.query import run_query
 from rnnsweep.service.warehouse import Warehouse

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+
 from rnnsweep.service.errors import UserError
 from rnnsweep.service.warehouse import Warehouse
 

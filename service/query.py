@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+
 from rnnsweep.service.errors import UserError
 from rnnsweep.service.warehouse import connect_with_retry
 

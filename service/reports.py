@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from rnnsweep.service.errors import UserError
 from rnnsweep.service.query import run_query
 from rnnsweep.service.spec import Grid, axis_value

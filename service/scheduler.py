@@ -94,6 +94,7 @@ class TrialRunner:
 
     def __post_init__(self):
         import ray
+
         from rnnsweep.jobs.entry import run_trial
 
         self.queue = deque(self.trials)

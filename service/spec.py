@@ -17,6 +17,7 @@ from typing import Any
 
 import tomllib
 from pydantic import Field, ValidationError
+
 from rnnsweep.jobs.config import (
     DataConfig,
     ModelConfig,

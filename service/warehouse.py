@@ -22,6 +22,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.fs as pafs
+
 from rnnsweep.jobs.metric_log import METRIC_SCHEMA, ChunkFile, read_chunk
 from rnnsweep.service.errors import UserError, WarehouseBusy
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from rnnsweep.jobs.config import DataConfig, ModelConfig, TrialConfig
 
 TINY_DATA = {"n_train": 64, "n_val": 32, "seq_len": 12, "n_features": 3, "positive_rate": 0.1}

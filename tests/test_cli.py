@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from rnnsweep.service.cli import app
-from rnnsweep.service.warehouse import Warehouse
 from typer.testing import CliRunner
 
+from rnnsweep.service.cli import app
+from rnnsweep.service.warehouse import Warehouse
 from tests.conftest import tiny_trial
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 from rnnsweep.service.spec import SECTIONS
-
 from tests.test_cli import COMMANDS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from rnnsweep.jobs.config import TrialConfig, run_id_of
 from rnnsweep.service.errors import GridError
 from rnnsweep.service.spec import MAX_TRIALS_WITHOUT_YES, axis_value, build_grid, load_grid

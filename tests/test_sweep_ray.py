@@ -9,11 +9,12 @@ import logging
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
+
 from rnnsweep.service.cli import app
 from rnnsweep.service.query import run_query
 from rnnsweep.service.spec import load_grid
 from rnnsweep.service.submit import run_sweep
-from typer.testing import CliRunner
 
 pytestmark = pytest.mark.ray
 

@@ -7,6 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from rnnsweep.jobs.config import DataConfig
 from rnnsweep.jobs.tasks import events, sequences4, user_file, word_vectors
 

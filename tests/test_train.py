@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import torch
+
 from rnnsweep.jobs import instrument
 from rnnsweep.jobs.config import OptimizerConfig, TrainingConfig
 from rnnsweep.jobs.entry import run_trial
@@ -23,7 +24,6 @@ from rnnsweep.jobs.metric_log import (
 )
 from rnnsweep.jobs.model import SequenceModel, make_optimizer, parameter_groups
 from rnnsweep.jobs.train import eval_points, lr_factor
-
 from tests.conftest import tiny_trial
 
 

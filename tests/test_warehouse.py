@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from rnnsweep.jobs.config import TrialConfig
 from rnnsweep.jobs.metric_log import MetricLog, attempt_dir, claim_attempt, list_chunks, resolve_storage
 from rnnsweep.service.errors import UserError, WarehouseBusy
@@ -17,7 +18,6 @@ from rnnsweep.service.query import run_query
 from rnnsweep.service.reports import column_of
 from rnnsweep.service.spec import SECTIONS
 from rnnsweep.service.warehouse import Warehouse, analysis_files, connect_with_retry
-
 from tests.conftest import tiny_trial
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+
 from rnnsweep.jobs.config import TrialConfig
 
 TaskKind = Literal["binary", "multiclass", "regression"]

@@ -13,6 +13,7 @@ definition and the positive rate is exact. Loss: BCE with the positive class wei
 from __future__ import annotations
 
 import numpy as np
+
 from rnnsweep.jobs.config import DataConfig
 from rnnsweep.jobs.tasks import TaskData, split_rngs
 

@@ -8,6 +8,7 @@ overlap, so the model must tell shapes apart, not just count zero crossings.
 from __future__ import annotations
 
 import numpy as np
+
 from rnnsweep.jobs.config import DataConfig
 from rnnsweep.jobs.tasks import TaskData, split_rngs
 

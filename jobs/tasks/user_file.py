@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from rnnsweep.jobs.config import DataConfig
 from rnnsweep.jobs.tasks import TaskData, TaskKind
 

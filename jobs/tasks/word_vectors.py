@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+
 from rnnsweep.jobs.config import DataConfig
 from rnnsweep.jobs.tasks import TaskData, split_rngs
 

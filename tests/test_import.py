@@ -1,0 +1,161 @@
+"""`rnnsweep import`: CSV and Parquet in, NaN kept, twice changes nothing, and every bad file
+is refused with one line naming it, before anything is written."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from rnnsweep.service.cli import app
+from rnnsweep.service.errors import UserError
+from rnnsweep.service.importer import import_runs
+from rnnsweep.service.query import run_query
+
+GOOD = "run_id,step,epoch,metric,value\n1,10,1,train_loss,0.9\n1,20,2,train_loss,NaN\n1,20,2,val_loss,inf\n2,10,1,train_loss,0.8\n"
+PARAMS = "run_id,lr,weight_decay,task,n_classes\n1,0.01,0.0,classification,3\n2,0.001,0.1,classification,3\n"
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def snapshot(warehouse):
+    """Every metric row, values as text so NaN equals NaN."""
+    return run_query(
+        warehouse, "select run_id, step, metric, value::varchar as value from metrics order by all"
+    ).to_pylist()
+
+
+def test_csv_import_keeps_nan_prefixes_run_ids_and_reads_params(tmp_path):
+    warehouse = tmp_path / "wh.duckdb"
+    report = import_runs(warehouse, write(tmp_path, "m.csv", GOOD), write(tmp_path, "p.csv", PARAMS), "old")
+    assert (report.runs, report.rows) == (2, 4)
+    rows = snapshot(warehouse)
+    assert [r["run_id"] for r in rows] == ["old:1", "old:1", "old:1", "old:2"]
+    values = {(r["run_id"], r["step"], r["metric"]): r["value"] for r in rows}
+    assert values[("old:1", 20, "train_loss")] == "nan" and values[("old:1", 20, "val_loss")] == "inf"
+    params = run_query(
+        warehouse, "select run_id, lr, weight_decay, task_kind, n_classes, status from run_params order by run_id"
+    ).to_pylist()
+    assert params == [
+        {
+            "run_id": "old:1",
+            "lr": 0.01,
+            "weight_decay": 0.0,
+            "task_kind": "classification",
+            "n_classes": 3,
+            "status": "finished",
+        },
+        {
+            "run_id": "old:2",
+            "lr": 0.001,
+            "weight_decay": 0.1,
+            "task_kind": "classification",
+            "n_classes": 3,
+            "status": "finished",
+        },
+    ]
+    axes = run_query(warehouse, "select axes from sweeps").column("axes")[0].as_py()
+    assert axes == ["import.lr", "import.weight_decay"]
+
+
+def test_importing_twice_changes_nothing_and_a_corrected_file_replaces(tmp_path):
+    warehouse, metrics = tmp_path / "wh.duckdb", write(tmp_path, "m.csv", GOOD)
+    import_runs(warehouse, metrics, None, "old")
+    first = snapshot(warehouse)
+    import_runs(warehouse, metrics, None, "old")
+    assert snapshot(warehouse) == first
+    import_runs(warehouse, write(tmp_path, "m2.csv", GOOD.replace("0.9", "0.7")), None, "old")
+    assert [r["value"] for r in snapshot(warehouse) if r["step"] == 10 and r["run_id"] == "old:1"] == ["0.7"]
+    assert run_query(warehouse, "select count(*) as n from runs").column("n")[0].as_py() == 2
+
+
+def test_parquet_import(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "m.parquet"
+    pq.write_table(
+        pa.table(
+            {"run_id": ["a", "a"], "step": [1, 2], "epoch": [0, 0], "metric": ["val_loss"] * 2, "value": [1.0, 0.5]}
+        ),
+        path,
+    )
+    assert import_runs(tmp_path / "wh.duckdb", path, None, "pq").rows == 2
+
+
+@pytest.mark.parametrize(
+    ("metrics", "params", "message"),
+    [
+        (
+            "run_id,step,metric,value\n1,1,val_loss,1\n",
+            None,
+            "m.csv: missing column 'epoch' (a metrics file has columns run_id, step, epoch, metric, value)",
+        ),
+        (
+            "run_id,step,epoch,metric,value\n1,abc,1,val_loss,1\n",
+            None,
+            "m.csv: column step: CSV conversion error to int64: invalid value 'abc'",
+        ),
+        (
+            "run_id,step,epoch,metric,value\n1,1,1,val_loss,\n",
+            None,
+            "m.csv: column 'value': empty at row 1 (write NaN for a missing value)",
+        ),
+        (
+            "run_id,step,epoch,metric,value\n1,1,1,val_loss,1\n1,1,1,val_loss,2\n",
+            None,
+            "m.csv: 1 duplicate (run_id, step, metric) rows, e.g. run '1' step 1 metric 'val_loss'",
+        ),
+        ("run_id,step,epoch,metric,value\n", None, "m.csv: no rows"),
+        ("run_id,step,epoch,metric,value\n1,1,1,loss,1\n", None, "m.csv: column 'metric': none of the canonical names"),
+        (GOOD, "run_id,lr\n3,0.1\n", "p.csv: run '3' has no rows in the metrics file"),
+        (GOOD, "run_id,lr\n1,0.1\n1,0.2\n", "p.csv: run '1' appears twice"),
+        (
+            GOOD,
+            "run_id,task\n1,segmentation\n",
+            "p.csv: column 'task': run '1' has 'segmentation'; expected one of classification, regression",
+        ),
+        (GOOD, "run_id,n_classes\n1,1\n", "p.csv: column 'n_classes': run '1' has 1; expected a whole number >= 2"),
+        (GOOD, "lr\n0.1\n", "p.csv: missing column 'run_id'"),
+    ],
+)
+def test_bad_files_are_refused_whole(tmp_path, metrics, params, message):
+    warehouse = tmp_path / "wh.duckdb"
+    import_runs(warehouse, write(tmp_path, "ok.csv", GOOD), None, "kept")
+    before = snapshot(warehouse)
+    params_path = write(tmp_path, "p.csv", params) if params else None
+    with pytest.raises(UserError) as caught:
+        import_runs(warehouse, write(tmp_path, "m.csv", metrics), params_path, "new")
+    assert str(caught.value).removeprefix(str(tmp_path) + "/").startswith(message)
+    assert snapshot(warehouse) == before  # nothing half-loaded
+    assert run_query(warehouse, "select count(*) as n from sweeps where name = 'new'").column("n")[0].as_py() == 0
+
+
+def test_other_refusals(tmp_path):
+    with pytest.raises(UserError, match="absent.csv: no such file"):
+        import_runs(tmp_path / "wh.duckdb", tmp_path / "absent.csv", None, "x")
+    with pytest.raises(UserError, match=r"m.txt: must be a .csv or .parquet file"):
+        import_runs(tmp_path / "wh.duckdb", write(tmp_path, "m.txt", GOOD), None, "x")
+    with pytest.raises(UserError, match="--sweep 'a b': may hold only"):
+        import_runs(tmp_path / "wh.duckdb", write(tmp_path, "m.csv", GOOD), None, "a b")
+
+
+def test_import_command(tmp_path):
+    warehouse = tmp_path / "wh.duckdb"
+    args = [
+        "import",
+        str(write(tmp_path, "m.csv", GOOD)),
+        "--params",
+        str(write(tmp_path, "p.csv", PARAMS)),
+        "--sweep",
+        "old",
+        "-w",
+        str(warehouse),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0 and result.stderr.strip() == "imported 2 runs (4 metric rows) into sweep old"
+    bad = CliRunner().invoke(app, ["import", str(tmp_path / "nope.csv"), "--sweep", "old", "-w", str(warehouse)])
+    assert bad.exit_code == 2 and bad.stderr.strip() == f"error: {tmp_path / 'nope.csv'}: no such file"
