@@ -221,5 +221,21 @@ def import_(
         )
 
 
+@app.command(epilog="Example: rnnsweep report quickstart -o report.html")
+def report(
+    sweep: Annotated[str, typer.Argument(help="The sweep to report on.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write.")] = Path("report.html"),
+    warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
+    set_: ThresholdOption = None,
+) -> None:
+    """One self-contained HTML file: label heat map, loss curves by label, every run's evidence and fix."""
+    from rnnsweep.service.diagnose import parse_assignments
+    from rnnsweep.service.report_html import write_report
+
+    with user_errors():
+        size = write_report(warehouse, sweep, output, parse_assignments(set_ or []))
+        stderr_console().print(f"wrote {output} ({size / 1024:.0f} KiB); it works offline", highlight=False)
+
+
 def main() -> None:
     app()
