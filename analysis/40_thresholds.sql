@@ -35,9 +35,7 @@ with defaults as (
         ('constant_pred_ratio', 0.05,
          'constant_output: prediction std across inputs below this fraction of the targets'' std at the end (TheDeepChecker: output variance zero)'),
         ('constant_pred_abs', 0.005,
-         'constant_output: or below this absolute std when the target spread is not logged'),
-        ('grad_spike', 10.0,
-         'fix advice: recommend clipping when a window of gradient norms averages this many times the first window')
+         'constant_output: or below this absolute std when the target spread is not logged')
     ) as t(name, default_value, description)
 ),
 warehouse_overrides as (

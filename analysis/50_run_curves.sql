@@ -1,33 +1,44 @@
 -- run_curves
 -- grain: one row per run, metric and window
--- Features: each diagnostic curve of a run cut into 20 equal step windows, with the mean of
+-- Features: each diagnostic curve of a run cut into 20 equal windows of the run's steps
+-- (0 .. runs.steps, or the last logged step while a run has not ended), with the mean of
 -- the window's finite values, its first and last step, and its first non-finite step. A
 -- per-step curve of 1,000 points and an epoch-level one of 20 both become 20 windows or
 -- fewer, so the rules read rich and minimal logs alike, and noise averages out.
 -- Single-valued metrics logged at step 0 (target_std, n_classes) come along as one window.
+-- grad_norm and lr stay out: no rule reads them, and per step they are 2/3 of the rows.
 create or replace view run_curves as
-with points as (
+with ended_spans as (
+    select run_id, steps as last_step from runs where steps is not null
+),
+unfinished_spans as (
+    select run_id, max(step) as last_step
+    from metrics
+    where run_id in (select run_id from runs where steps is null)
+    group by run_id
+),
+spans as (
+    select * from ended_spans
+    union all
+    select * from unfinished_spans
+),
+points as (
     select run_id, metric, step, value
     from metrics
     where metric in (
-        'train_loss', 'val_loss', 'train_acc', 'val_acc', 'val_r2', 'grad_norm',
+        'train_loss', 'val_loss', 'train_acc', 'val_acc', 'val_r2',
         'weight_norm', 'sigma_max_hh', 'pred_std', 'target_std', 'n_classes'
     )
-),
-spans as (
-    select run_id, metric, min(step) as first_step, max(step) as last_step
-    from points
-    group by all
 ),
 windowed as (
     select
         points.run_id,
         points.metric,
-        least(19, floor(20 * (points.step - spans.first_step) / (spans.last_step - spans.first_step + 1)))::integer as window_index,
+        least(19, floor(20 * points.step / (spans.last_step + 1)))::integer as window_index,
         points.step,
         points.value
     from points
-    join spans using (run_id, metric)
+    join spans using (run_id)
 ),
 final as (
     select
@@ -37,8 +48,7 @@ final as (
         min(step) as first_step,
         max(step) as last_step,
         avg(value) filter (where isfinite(value)) as mean_value,
-        min(step) filter (where not isfinite(value)) as nonfinite_step,
-        count(*) as points
+        min(step) filter (where not isfinite(value)) as nonfinite_step
     from windowed
     group by all
 )

@@ -1,10 +1,10 @@
 -- run_features
 -- grain: one row per run
 -- Features: what the diagnosis rules read, per run. For each curve (train_loss, val_loss,
--- train_acc, val_acc, val_r2, grad_norm, weight_norm, sigma_max_hh, pred_std): its first
+-- train_acc, val_acc, val_r2, weight_norm, sigma_max_hh, pred_std): its first
 -- window, best window and the step that window ends at, its final 20 % (mean of windows
 -- 16-19), its last window, and the first non-finite step; sigma_max_hh and pred_std also
--- as window series for onsets. Joined with the hyper-parameters the fixes refer to, and
+-- as unordered lists of {step, value} windows, for onsets (a filter and a min, no sort). Joined with the hyper-parameters the fixes refer to, and
 -- with the chance level of the run's score.
 create or replace view run_features as
 with curves as (
@@ -22,8 +22,7 @@ per_metric as (
         avg(mean_value) filter (where window_index >= 16) as final_value,
         arg_max(mean_value, window_index) as last_value,
         min(nonfinite_step) as nonfinite_step,
-        list(mean_value order by window_index) as series,
-        list(first_step order by window_index) as series_steps,
+        list({'step': first_step, 'value': mean_value}) filter (where metric in ('sigma_max_hh', 'pred_std')) as series,
         max(last_step) as last_step
     from curves
     group by all
@@ -48,18 +47,14 @@ pivoted as (
         any_value(max_step) filter (where metric = 'val_acc') as val_acc_best_step,
         any_value(final_value) filter (where metric = 'val_acc') as val_acc_final,
         any_value(max_value) filter (where metric = 'val_r2') as val_r2_best,
-        any_value(first_value) filter (where metric = 'grad_norm') as grad_norm_first,
-        any_value(max_value) filter (where metric = 'grad_norm') as grad_norm_max,
         any_value(first_value) filter (where metric = 'weight_norm') as weight_norm_first,
         any_value(last_value) filter (where metric = 'weight_norm') as weight_norm_last,
         any_value(first_value) filter (where metric = 'sigma_max_hh') as sigma_first,
         any_value(last_value) filter (where metric = 'sigma_max_hh') as sigma_last,
         any_value(series) filter (where metric = 'sigma_max_hh') as sigma_series,
-        any_value(series_steps) filter (where metric = 'sigma_max_hh') as sigma_steps,
         any_value(first_value) filter (where metric = 'pred_std') as pred_std_first,
         any_value(last_value) filter (where metric = 'pred_std') as pred_std_last,
         any_value(series) filter (where metric = 'pred_std') as pred_std_series,
-        any_value(series_steps) filter (where metric = 'pred_std') as pred_std_steps,
         any_value(first_value) filter (where metric = 'target_std') as target_std,
         any_value(first_value) filter (where metric = 'n_classes') as logged_n_classes,
         bool_or(metric = 'val_r2') as has_r2

@@ -35,8 +35,7 @@ t as (
         max(value) filter (where name = 'chance_margin') as chance_margin,
         max(value) filter (where name = 'flat_loss') as flat_loss,
         max(value) filter (where name = 'constant_pred_ratio') as constant_pred_ratio,
-        max(value) filter (where name = 'constant_pred_abs') as constant_pred_abs,
-        max(value) filter (where name = 'grad_spike') as grad_spike
+        max(value) filter (where name = 'constant_pred_abs') as constant_pred_abs
     from thresholds
 ),
 signals as (
@@ -69,6 +68,8 @@ labelled as (
     select
         *,
         pred_std_last < pred_std_floor as predictions_flat,
+        -- the last window where predictions still varied; a constant output began after it
+        list_max(list_transform(list_filter(pred_std_series, lambda w: w.value >= pred_std_floor), lambda w: w.step)) as pred_std_last_varied,
         case
             when nonfinite_step is not null then 'diverged:nonfinite'
             when not_learning and (sigma_collapsed or (sigma_last is null and weights_shrank)) then 'l2_collapsed:weights'
@@ -96,10 +97,12 @@ explained as (
         case rule
             when 'diverged:nonfinite' then nonfinite_step
             when 'l2_collapsed:weights' then coalesce(
-                sigma_steps[list_position(list_transform(sigma_series, lambda x: x < collapse_sigma), true)], train_loss_best_step)
+                list_min(list_transform(list_filter(sigma_series, lambda w: w.value < collapse_sigma), lambda w: w.step)),
+                train_loss_best_step)
             when 'l2_collapsed:params' then train_loss_best_step
-            when 'constant_output:spread' then pred_std_steps[coalesce(
-                len(pred_std_series) - list_position(list_reverse(list_transform(pred_std_series, lambda x: x < pred_std_floor)), false) + 2, 1)]
+            when 'constant_output:spread' then list_min(list_transform(
+                list_filter(pred_std_series, lambda w: w.value < pred_std_floor and w.step > coalesce(pred_std_last_varied, -1)),
+                lambda w: w.step))
             when 'diverged:gave_back' then train_loss_best_step
             when 'diverged:exploded' then train_loss_best_step
             when 'overfitting:loss' then val_loss_best_step

@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from rnnsweep.service.errors import UserError
-from rnnsweep.service.warehouse import connect_with_retry
+from rnnsweep.service.warehouse import analysis_files, as_temp_view, connect_with_retry
 
 SANDBOX = {
     "enable_external_access": False,
@@ -37,6 +37,8 @@ def read_only(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         raise UserError(f"{path}: no warehouse here yet; run `rnnsweep submit GRID` first, or pass --warehouse")
     con = connect_with_retry(path, read_only=True, config=SANDBOX)
     try:
+        for file in analysis_files():
+            con.execute(as_temp_view(file.read_text()))
         yield con
     finally:
         con.close()

@@ -145,6 +145,13 @@ def analysis_files() -> list[Path]:
     return sorted(analysis_dir().glob("*.sql"))
 
 
+def as_temp_view(statement: str) -> str:
+    """An analysis file's `create or replace view` as a temp view, for read-only connections:
+    they shadow the views stored in the file, so reads always use the installed rules, even
+    on a warehouse last written by an older rnnsweep."""
+    return statement.replace("create or replace view ", "create or replace temp view ", 1)
+
+
 def _is_lock_error(error: Exception) -> bool:
     return "lock" in str(error).lower()
 

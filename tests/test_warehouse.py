@@ -230,3 +230,14 @@ def test_a_held_write_lock_gives_one_clear_line(warehouse):
         finally:
             holder.kill()
     assert scalar(warehouse, "select count(*) as n from runs")["n"] == 3
+
+
+def test_reads_use_the_installed_analysis_even_over_stale_stored_views(warehouse):
+    """A warehouse written by an older rnnsweep keeps its old views; reads must not use them."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse))
+    con.execute("create or replace view run_params as select 'stale' as run_id")
+    con.close()
+    assert scalar(warehouse, "select count(*) as n from run_params")["n"] == 3
+    assert scalar(warehouse, "select count(*) as n from run_results")["n"] == 3  # views over views too
