@@ -7,13 +7,14 @@
 -- threshold, and a sentence) and a concrete fix. Rules, first match wins:
 --   1 diverged         a loss or gradient went NaN/Inf
 --   2 l2_collapsed     the run did not learn and its weights collapsed: sigma_max(W_hh) < 1
---                      and falling, or the weight norm halved; with loss-only logs: strong
---                      L2 and no learning
---   3 constant_output  predictions barely vary across inputs at the end, weights normal-sized
---   4 diverged         train loss rose well above its best and stayed (or blew past its start)
---   5 overfitting      validation loss rose well above its best while train loss held
---   6 constant_output  loss-only logs: no learning at all, and no strong L2 to blame
---   7 healthy          none of the above: noisy curves and early plateaus included
+--                      and falling, or the weight norm halved
+--   3 l2_collapsed     the run did not learn under strong L2, its predictions flat (or not
+--                      logged): L2 on the other weights silenced the output layer
+--   4 constant_output  predictions barely vary across inputs at the end, without strong L2
+--   5 diverged         train loss rose well above its best and stayed (or blew past its start)
+--   6 overfitting      validation loss rose well above its best while train loss held
+--   7 constant_output  loss-only logs: no learning at all, and no strong L2 to blame
+--   8 healthy          none of the above: noisy curves and early plateaus included
 -- Weight-shrink rules fire only for runs that did not learn, as AUTOTRAINER gates its
 -- gradient rules, so healthy runs with small W_hh are not flagged. Thresholds: see the
 -- thresholds view.
@@ -73,7 +74,7 @@ labelled as (
         case
             when nonfinite_step is not null then 'diverged:nonfinite'
             when not_learning and (sigma_collapsed or (sigma_last is null and weights_shrank)) then 'l2_collapsed:weights'
-            when not_learning and sigma_last is null and weight_norm_last is null and weight_decay >= l2_strong then 'l2_collapsed:params'
+            when not_learning and weight_decay >= l2_strong and coalesce(pred_std_last < pred_std_floor, true) then 'l2_collapsed:params'
             when pred_std_last < pred_std_floor then 'constant_output:spread'
             when loss_gave_back then 'diverged:gave_back'
             when loss_exploded then 'diverged:exploded'
@@ -90,6 +91,7 @@ explained as (
         split_part(rule, ':', 1) as label,
         case
             when rule in ('diverged:nonfinite', 'l2_collapsed:weights', 'constant_output:spread') then 'high'
+            when rule = 'l2_collapsed:params' and pred_std_last is not null then 'medium'
             when rule in ('l2_collapsed:params', 'constant_output:flat') then 'low'
             when rule = 'healthy' then case when train_loss_first is null then 'low' when sigma_last is null and pred_std_last is null then 'medium' else 'high' end
             else 'medium'
@@ -159,7 +161,12 @@ final as (
                 case when weight_decay > 0 then printf('weight_decay %g', weight_decay) end,
                 coalesce(score_text, printf('best val_loss %.3g vs %.3g at the start', val_loss_best, val_loss_first)) || ': not learning')
             when 'l2_collapsed:params' then concat_ws('; ',
-                printf('weight_decay %g >= %g', weight_decay, l2_strong),
+                printf('weight_decay %g >= %g', weight_decay, l2_strong)
+                    || case when weight_decay_on = 'non_recurrent' then ' on the input and output weights' else '' end,
+                case when pred_std_last is not null
+                    then printf('predictions are flat (std %.3g < %.3g)', pred_std_last, pred_std_floor)
+                        || case when sigma_last is not null then printf(' though sigma_max(W_hh) is %.3g: L2 silenced the output layer', sigma_last) else '' end
+                end,
                 coalesce(score_text, printf('best val_loss %.3g vs %.3g at the start', val_loss_best, val_loss_first)) || ': not learning')
             when 'constant_output:spread' then concat_ws('; ',
                 printf('prediction std across inputs %.3g < %.3g', pred_std_last, pred_std_floor)
@@ -194,8 +201,8 @@ final as (
                 case when rule <> 'diverged:nonfinite' and coalesce(lr_schedule, 'constant') = 'constant' then 'or decay the lr (training.lr_schedule = "cosine")' end)
             when 'l2_collapsed' then concat_ws('; ',
                 case when coalesce(weight_decay_on, 'all') = 'all' then 'stop decaying the recurrent weights (optimizer.weight_decay_on = "non_recurrent")' end,
-                case when weight_decay > 0 then printf('or shrink optimizer.weight_decay %g -> %g', weight_decay, weight_decay / 10) end,
-                'regularise with dropout instead (model.dropout, with model.layers >= 2)')
+                case when weight_decay > 0 then printf('shrink optimizer.weight_decay %g -> %g', weight_decay, weight_decay / 10) end,
+                'or regularise with dropout instead (model.dropout, with model.layers >= 2)')
             when 'constant_output' then concat_ws('; ',
                 'the output ignores the input: check inputs for NaN, zeroed or constant features, and normalise them',
                 'check the labels (shuffled? one class? training.pos_weight for rare positives)',

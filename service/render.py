@@ -55,6 +55,15 @@ def rich_table(table: pa.Table, title: str | None = None) -> Table:
     return view
 
 
+def _flat(table: pa.Table) -> pa.Table:
+    """CSV has no lists or structs: such columns (betas = [0.9, 0.999]) become JSON text."""
+    for index, field in enumerate(table.schema):
+        if pa.types.is_nested(field.type):
+            text = [None if v is None else json.dumps(v, default=str) for v in table.column(index).to_pylist()]
+            table = table.set_column(index, field.name, pa.array(text, pa.string()))
+    return table
+
+
 def _json_safe(value):
     if isinstance(value, Decimal):
         value = float(value)
@@ -72,7 +81,7 @@ def write_table(table: pa.Table, fmt: OutputFormat, output: str | None = None) -
         return
     buffer = io.BytesIO()
     if fmt is OutputFormat.csv:
-        pacsv.write_csv(table, buffer)
+        pacsv.write_csv(_flat(table), buffer)
     elif fmt is OutputFormat.json:
         rows = [{k: _json_safe(v) for k, v in row.items()} for row in table.to_pylist()]
         buffer.write((json.dumps(rows, default=str, indent=None) + "\n").encode())

@@ -124,3 +124,9 @@ def test_status_lists_sweeps_and_a_sweeps_runs(cli, warehouse):
     assert [(r["seed"], r["status"], r["attempts"]) for r in runs] == [(0, "pending", 0), (1, "pending", 0)]
     unknown = cli("status", "nope", "-w", warehouse)
     assert unknown.exit_code == 2 and "no sweep named 'nope'" in unknown.stderr
+
+
+def test_csv_writes_list_columns_as_json_text(cli, warehouse):
+    result = cli("query", "select [0.9, 0.999]::double[] as betas, {'a': 1} as s, 2 as n", "-w", warehouse, "-f", "csv")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == ['"betas","s","n"', '"[0.9, 0.999]","{""a"": 1}",2']
