@@ -6,18 +6,22 @@
 -- flat curves only), the step where the symptom began, the evidence (metric, value,
 -- threshold, and a sentence) and a concrete fix. Rules, first match wins:
 --   1 diverged         a loss or gradient went NaN/Inf
---   2 l2_collapsed     the run did not learn and its weights collapsed: sigma_max(W_hh) < 1
---                      and falling, or the weight norm halved
+--   2 l2_collapsed     sigma_max(W_hh) < 1 and falling, and the run did not learn or ran
+--                      under strong L2 (runs that learn grow W_hh); without sigma: the
+--                      weight norm halved and the run did not learn
 --   3 l2_collapsed     the run did not learn under strong L2, its predictions flat (or not
 --                      logged): L2 on the other weights silenced the output layer
---   4 constant_output  predictions barely vary across inputs at the end, without strong L2
---   5 diverged         train loss rose well above its best and stayed (or blew past its start)
---   6 overfitting      validation loss rose well above its best while train loss held
---   7 constant_output  loss-only logs: no learning at all, and no strong L2 to blame
+--   4 diverged         train loss rose well above its best and stayed, or ended far above
+--                      where it started (the untrained model's loss)
+--   5 constant_output  predictions barely vary across inputs at the end, without strong L2
+--   6 overfitting      validation loss rose well above its best, giving back much of its
+--                      gain (or never gaining), while training fit its data
+--   7 constant_output  score at chance and loss flat: nothing learned, no strong L2 to blame
 --   8 healthy          none of the above: noisy curves and early plateaus included
--- Weight-shrink rules fire only for runs that did not learn, as AUTOTRAINER gates its
+-- Weight-shrink rules are gated (did not learn, or strong L2), as AUTOTRAINER gates its
 -- gradient rules, so healthy runs with small W_hh are not flagged. Thresholds: see the
--- thresholds view.
+-- thresholds view. Measured on tests/corpus (75 real runs with injected faults): see
+-- tests/test_corpus.py.
 create or replace view diagnosis as
 with features as (
     select * from run_features
@@ -28,6 +32,8 @@ t as (
         max(value) filter (where name = 'diverge_min_rise') as diverge_min_rise,
         max(value) filter (where name = 'diverge_explode') as diverge_explode,
         max(value) filter (where name = 'overfit_val_rise') as overfit_val_rise,
+        max(value) filter (where name = 'overfit_give_back') as overfit_give_back,
+        max(value) filter (where name = 'overfit_train_fit') as overfit_train_fit,
         max(value) filter (where name = 'overfit_train_slack') as overfit_train_slack,
         max(value) filter (where name = 'overfit_acc_drop') as overfit_acc_drop,
         max(value) filter (where name = 'collapse_sigma') as collapse_sigma,
@@ -52,14 +58,22 @@ signals as (
             when val_loss_first > 0 then val_loss_best >= flat_loss * val_loss_first
             when train_loss_first > 0 then train_loss_best >= flat_loss * train_loss_first
         end as not_learning,
+        -- the loss did not improve either: nothing about the input was learned (a slow learner
+        -- still at chance accuracy has a falling loss and is not this)
+        coalesce(val_loss_best >= flat_loss * val_loss_first, train_loss_best >= flat_loss * train_loss_first, true) as loss_flat,
         sigma_last < collapse_sigma and sigma_last < sigma_first as sigma_collapsed,
         weight_norm_last < collapse_weight_shrink * weight_norm_first as weights_shrank,
         train_loss_final - train_loss_best >= diverge_give_back * (train_loss_first - train_loss_best)
             and train_loss_final >= (1 + diverge_min_rise) * train_loss_best as loss_gave_back,
-        train_loss_final >= diverge_explode * train_loss_first as loss_exploded,
+        train_loss_final >= diverge_explode * least(train_loss_first, coalesce(val_loss_first, train_loss_first)) as loss_exploded,
+        -- validation got worse by a margin that matters against what it had gained (or it never
+        -- gained), while training fit its data and kept most of that fit
         val_loss_final >= (1 + overfit_val_rise) * val_loss_best
-            and val_loss_best < val_loss_first
-            and coalesce(train_loss_final <= (1 + overfit_train_slack) * train_loss_best, true) as val_loss_rose,
+            and val_loss_final - val_loss_best >= overfit_give_back * (val_loss_first - val_loss_best)
+            and coalesce(
+                train_loss_final <= overfit_train_fit * train_loss_first
+                    and train_loss_final - train_loss_best <= overfit_train_slack * (train_loss_first - train_loss_best),
+                true) as val_loss_rose,
         val_loss_best is null
             and val_acc_best - val_acc_final >= overfit_acc_drop
             and train_acc_final >= train_acc_best - overfit_acc_drop as val_acc_fell
@@ -73,14 +87,15 @@ labelled as (
         list_max(list_transform(list_filter(pred_std_series, lambda w: w.value >= pred_std_floor), lambda w: w.step)) as pred_std_last_varied,
         case
             when nonfinite_step is not null then 'diverged:nonfinite'
-            when not_learning and (sigma_collapsed or (sigma_last is null and weights_shrank)) then 'l2_collapsed:weights'
+            when (not_learning or weight_decay >= l2_strong) and sigma_collapsed then 'l2_collapsed:weights'
+            when not_learning and sigma_last is null and weights_shrank then 'l2_collapsed:weights'
             when not_learning and weight_decay >= l2_strong and coalesce(pred_std_last < pred_std_floor, true) then 'l2_collapsed:params'
-            when pred_std_last < pred_std_floor then 'constant_output:spread'
             when loss_gave_back then 'diverged:gave_back'
             when loss_exploded then 'diverged:exploded'
+            when pred_std_last < pred_std_floor then 'constant_output:spread'
             when val_loss_rose then 'overfitting:loss'
             when val_acc_fell then 'overfitting:acc'
-            when not_learning and pred_std_last is null then 'constant_output:flat'
+            when not_learning and loss_flat then 'constant_output:flat'
             else 'healthy'
         end as rule
     from signals
@@ -137,7 +152,7 @@ explained as (
             when 'l2_collapsed:params' then l2_strong
             when 'constant_output:spread' then pred_std_floor
             when 'diverged:gave_back' then (1 + diverge_min_rise) * train_loss_best
-            when 'diverged:exploded' then diverge_explode * train_loss_first
+            when 'diverged:exploded' then diverge_explode * least(train_loss_first, coalesce(val_loss_first, train_loss_first))
             when 'overfitting:loss' then (1 + overfit_val_rise) * val_loss_best
             when 'overfitting:acc' then val_acc_best - overfit_acc_drop
             when 'constant_output:flat' then coalesce(chance_score + chance_margin, flat_loss * val_loss_first)
@@ -177,14 +192,17 @@ final as (
                 'train loss rose from its best %.3g (step %d) to %.3g over the last 20%% of training, giving back %.0f%% of what it had learned (>= %.0f%%)',
                 train_loss_best, train_loss_best_step, train_loss_final,
                 100 * (train_loss_final - train_loss_best) / greatest(train_loss_first - train_loss_best, 1e-12), 100 * diverge_give_back)
-            when 'diverged:exploded' then printf('train loss ended at %.3g, %.2gx its start %.3g (>= %gx)',
-                train_loss_final, train_loss_final / train_loss_first, train_loss_first, diverge_explode)
+            when 'diverged:exploded' then printf('train loss ended at %.3g, %.2gx the %.3g it started from (>= %gx)',
+                train_loss_final, train_loss_final / least(train_loss_first, coalesce(val_loss_first, train_loss_first)),
+                least(train_loss_first, coalesce(val_loss_first, train_loss_first)), diverge_explode)
             when 'overfitting:loss' then printf('validation loss rose from its best %.3g (step %d) to %.3g (+%.0f%%, > %.0f%%) while train loss held at %.3g',
                 val_loss_best, val_loss_best_step, val_loss_final, 100 * (val_loss_final / val_loss_best - 1), 100 * overfit_val_rise, train_loss_final)
             when 'overfitting:acc' then printf('validation accuracy fell from its best %.3g (step %d) to %.3g while train accuracy held at %.3g',
                 val_acc_best, val_acc_best_step, val_acc_final, train_acc_final)
-            when 'constant_output:flat' then coalesce(score_text, printf('best val_loss %.3g vs %.3g at the start', val_loss_best, val_loss_first))
-                || ': not learning, without strong L2 to blame'
+            when 'constant_output:flat' then concat_ws('; ',
+                score_text,
+                printf('best val_loss %.3g vs %.3g at the start', coalesce(val_loss_best, train_loss_best), coalesce(val_loss_first, train_loss_first)))
+                || ': the output carries nothing about the input, and no strong L2 to blame'
             else concat_ws('; ',
                 case when val_loss_best is not null then printf('best val_loss %.3g at step %d', val_loss_best, val_loss_best_step) end,
                 score_text, 'no rule fired')
