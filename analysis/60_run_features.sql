@@ -3,7 +3,9 @@
 -- Features: what the diagnosis rules read, per run. For each curve (train_loss, val_loss,
 -- train_acc, val_acc, val_r2, weight_norm, sigma_max_hh, pred_std): its first
 -- window, best window and the step that window ends at, its final 20 % (mean of windows
--- 16-19), its last window, and the first non-finite step; sigma_max_hh and pred_std also
+-- 16-19, their lowest, and how many there are: a loss that "rose and stayed" is high in
+-- at least two of them), its last
+-- window, and the first non-finite step; sigma_max_hh and pred_std also
 -- as unordered lists of {step, value} windows, for onsets (a filter and a min, no sort). Joined with the hyper-parameters the fixes refer to, and
 -- with the chance level of the run's score.
 create or replace view run_features as
@@ -20,6 +22,8 @@ per_metric as (
         max(mean_value) as max_value,
         arg_max(last_step, mean_value) as max_step,
         avg(mean_value) filter (where window_index >= 16) as final_value,
+        min(mean_value) filter (where window_index >= 16) as final_floor,
+        count(*) filter (where window_index >= 16) as final_windows,
         arg_max(mean_value, window_index) as last_value,
         min(nonfinite_step) as nonfinite_step,
         list({'step': first_step, 'value': mean_value}) filter (where metric in ('sigma_max_hh', 'pred_std')) as series,
@@ -37,10 +41,14 @@ pivoted as (
         any_value(min_value) filter (where metric = 'train_loss') as train_loss_best,
         any_value(min_step) filter (where metric = 'train_loss') as train_loss_best_step,
         any_value(final_value) filter (where metric = 'train_loss') as train_loss_final,
+        any_value(final_floor) filter (where metric = 'train_loss') as train_loss_final_floor,
+        any_value(final_windows) filter (where metric = 'train_loss') as train_loss_final_windows,
         any_value(first_value) filter (where metric = 'val_loss') as val_loss_first,
         any_value(min_value) filter (where metric = 'val_loss') as val_loss_best,
         any_value(min_step) filter (where metric = 'val_loss') as val_loss_best_step,
         any_value(final_value) filter (where metric = 'val_loss') as val_loss_final,
+        any_value(final_floor) filter (where metric = 'val_loss') as val_loss_final_floor,
+        any_value(final_windows) filter (where metric = 'val_loss') as val_loss_final_windows,
         any_value(max_value) filter (where metric = 'train_acc') as train_acc_best,
         any_value(final_value) filter (where metric = 'train_acc') as train_acc_final,
         any_value(max_value) filter (where metric = 'val_acc') as val_acc_best,

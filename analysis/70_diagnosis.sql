@@ -63,13 +63,17 @@ signals as (
         coalesce(val_loss_best >= flat_loss * val_loss_first, train_loss_best >= flat_loss * train_loss_first, true) as loss_flat,
         sigma_last < collapse_sigma and sigma_last < sigma_first as sigma_collapsed,
         weight_norm_last < collapse_weight_shrink * weight_norm_first as weights_shrank,
-        train_loss_final - train_loss_best >= diverge_give_back * (train_loss_first - train_loss_best)
-            and train_loss_final >= (1 + diverge_min_rise) * train_loss_best as loss_gave_back,
+        -- "rose and stayed": even the lowest of the final windows is up, and there are at least
+        -- two of them (10+ evaluations), so one spike never decides
+        train_loss_final_windows >= 2
+            and train_loss_final_floor - train_loss_best >= diverge_give_back * (train_loss_first - train_loss_best)
+            and train_loss_final_floor >= (1 + diverge_min_rise) * train_loss_best as loss_gave_back,
         train_loss_final >= diverge_explode * least(train_loss_first, coalesce(val_loss_first, train_loss_first)) as loss_exploded,
         -- validation got worse by a margin that matters against what it had gained (or it never
         -- gained), while training fit its data and kept most of that fit
-        val_loss_final >= (1 + overfit_val_rise) * val_loss_best
-            and val_loss_final - val_loss_best >= overfit_give_back * (val_loss_first - val_loss_best)
+        val_loss_final_windows >= 2
+            and val_loss_final_floor >= (1 + overfit_val_rise) * val_loss_best
+            and val_loss_final_floor - val_loss_best >= overfit_give_back * (val_loss_first - val_loss_best)
             and coalesce(
                 train_loss_final <= overfit_train_fit * train_loss_first
                     and train_loss_final - train_loss_best <= overfit_train_slack * (train_loss_first - train_loss_best),

@@ -1,0 +1,702 @@
+"""Build the labelled diagnosis corpus: real small RNN training runs, broken on purpose.
+
+Run from the repository root:  python tests/corpus/make_corpus.py
+(`--only REGEX` trains just the matching runs and prints them, writing nothing: for tuning.)
+
+Every run is trained in-process by rnnsweep's own code (`rnnsweep.jobs.entry.run_trial`,
+no Ray), so its metrics are exactly what a sweep would log. A healthy configuration is
+broken by *injecting a fault*, the method published training-pathology detectors were
+evaluated with; the label is the injected fault, never the output of a detection rule.
+
+Classes and the faults that make them
+-------------------------------------
+healthy          good configurations across the three tasks (events: binary rare-event
+                 detection; sequences4: 4-class waveforms; word_vectors: regression), all
+                 three cells, uni- and bidirectional, several seeds. About 40% are TRAPS,
+                 healthy runs that a naive detector flags:
+                   noisy               batch size 8 at a fairly high lr: a very noisy
+                                       per-step loss, yet the run converges;
+                   early_plateau       an easy setting that converges in an epoch or two
+                                       and is flat afterwards;
+                   slow_learner        lr 3e-4: still improving slowly at the end;
+                   high_but_stable_lr  an lr near the edge that still ends near its best;
+                   mild_l2             weight_decay 1e-4: L2 present but harmless.
+l2_collapsed     strong coupled L2 on every weight matrix, W_hh included (weight_decay
+                 0.02 ... 1.0; Adam, and SGD with momentum). The seed story: a
+                 bidirectional LSTM/GRU event detector with weighted BCE and Adam whose
+                 accuracy drops once L2 is on, because L2 pushes the largest singular
+                 value of W_hh below 1 and memory fades.
+diverged         (a) non-finite loss: SGD with a huge lr (10 ... 50) on the regression
+                 task, or regression targets in absurd units (x1e20) whose squared error
+                 overflows float32; (b) a finite loss that ends far above its own best:
+                 Adam with betas (0.5, 0.999) and too high an lr on the 4-class task (the
+                 seed story), RMSprop with a high lr, and SGD with a huge lr on the
+                 classifiers (their loss is bounded by saturation, so it explodes without
+                 ever going non-finite).
+constant_output  the data carries no usable signal, so the network falls back to one
+                 prediction for every input, with normally sized weights and no L2 (so it
+                 cannot be confused with l2_collapsed): inputs zeroed or scaled by 1e-6
+                 (a preprocessing bug), every input replaced by a constant, every word
+                 encoded as padding, or training labels shuffled (on 4x larger training
+                 sets, for 3 epochs: on the usual sizes the network starts memorising
+                 the shuffled labels, which is overfitting). Trained through the `file`
+                 task on mutated copies of a task's arrays.
+overfitting      a tiny training set (24 ... 64 sequences; input noise 0.3 ... 0.6 on
+                 the two classification tasks), a big model (hidden 96 ... 192), 60
+                 epochs, no regularisation.
+
+How each label is justified (`manifested` in labels.parquet)
+------------------------------------------------------------
+A fault does not always show, so each faulty run is checked with a simple, documented
+criterion that is deliberately NOT a detector's logic (no weight norms, singular values or
+prediction spreads; only losses and the task score):
+
+  healthy          its final validation score is clearly above chance (LEARNED below).
+  l2_collapsed     its final validation score is at least L2_MARGIN below that of its
+                   healthy twin (the same configuration with weight_decay 0).
+  constant_output  its healthy twin (the same configuration on the unmutated arrays)
+                   learned, and it ended no better than chance (CHANCE_AT_MOST).
+  diverged         a non-finite loss, or a final-epoch mean train loss at least
+                   DIVERGED_RATIO times the run's best half-epoch mean train loss.
+  overfitting      the final val_loss is at least OVERFIT_RATIO times its minimum, while
+                   the final-epoch train loss is below the train loss of the epoch of that
+                   minimum.
+
+Every twin is one of the corpus's own healthy runs (named in the label's note), trained
+once; a twin outside the corpus would be trained but not written. Each faulty configuration here was tuned (stronger
+fault or another seed) until its fault manifested; a run whose check fails is still written,
+with manifested = false, and the script says so.
+
+Outputs (next to this file; parquet, zstd)
+------------------------------------------
+metrics.parquet          rich metrics exactly as rnnsweep logs them (long format)
+metrics_minimal.parquet  per epoch: mean train_loss, end-of-epoch val_loss (and train_acc,
+                         val_acc for classifiers): what most training logs hold
+params.parquet           one row per run: the hyper-parameters
+labels.parquet           one row per run: label, fault, trap, manifested, note
+
+Deterministic: fixed data seeds, fixed model seeds, one torch thread per trial, and
+fixed-seed numpy generators for every data mutation; same code, same files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rnnsweep.jobs.config import DataConfig, ModelConfig, OptimizerConfig, TrainingConfig, TrialConfig
+from rnnsweep.jobs.entry import run_trial
+from rnnsweep.jobs.metric_log import list_chunks, read_chunk, resolve_storage
+from rnnsweep.jobs.tasks import events, sequences4, word_vectors
+
+HERE = Path(__file__).resolve().parent
+SWEEP = "corpus"
+
+# ---------------------------------------------------------------------------------------
+# Criteria (see the module docstring). Scores: balanced accuracy (events), accuracy
+# (sequences4, 4 classes, chance 0.25), R^2 (word_vectors, chance 0).
+LEARNED = {"binary": 0.80, "multiclass": 0.55, "regression": 0.20}
+CHANCE_AT_MOST = {"binary": 0.60, "multiclass": 0.35, "regression": 0.05}
+L2_MARGIN = 0.10
+DIVERGED_RATIO = 1.5
+OVERFIT_RATIO = 1.25
+
+# ---------------------------------------------------------------------------------------
+# Datasets. Sized so that one run trains in a few seconds on one CPU core.
+EVENTS = DataConfig(n_train=1024, n_val=256, seq_len=30, positive_rate=0.1)
+EVENTS_EASY = DataConfig(n_train=1024, n_val=256, seq_len=30, positive_rate=0.3, noise=0.1)
+WAVES = DataConfig(n_train=1024, n_val=256, seq_len=32, noise=0.1)
+WORDS = DataConfig(n_train=2048, n_val=256, seq_len=10, target_dim=16)
+# Four times the data, three epochs: too much to memorise, so shuffled labels leave the
+# network nothing to fit but the prior (on the smaller sets it starts memorising the noise,
+# which is overfitting, not constant output).
+WAVES_BIG = DataConfig(n_train=4096, n_val=256, seq_len=32, noise=0.1)
+WORDS_BIG = DataConfig(n_train=8192, n_val=256, seq_len=10, target_dim=16)
+TASK_OF = {"events": events, "sequences4": sequences4, "word_vectors": word_vectors}
+KIND_OF = {"events": "binary", "sequences4": "multiclass", "word_vectors": "regression"}
+
+
+def tiny(task: str, n_train: int, seed: int, noise: float = 0.5) -> DataConfig:
+    """A tiny, noisy training set (overfitting); the validation set stays full size."""
+    if task == "word_vectors":  # noise does not apply: one-hot characters
+        return DataConfig(seed=seed, n_train=n_train, n_val=256, seq_len=10, target_dim=16)
+    rate = {"positive_rate": 0.25} if task == "events" else {}  # a few positives even in 32
+    return DataConfig(seed=seed, n_train=n_train, n_val=256, seq_len=30, noise=noise, **rate)
+
+
+def trial(
+    task: str,
+    data: DataConfig,
+    *,
+    cell: str = "gru",
+    hidden: int = 32,
+    bi: bool = False,
+    opt: str = "adam",
+    lr: float = 5e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    momentum: float = 0.0,
+    wd: float = 0.0,
+    batch: int = 64,
+    clip: float = 0.0,
+    pos_weight: float = 5.0,
+    epochs: int = 8,
+    seed: int = 0,
+    evals: int = 2,
+) -> TrialConfig:
+    return TrialConfig(
+        sweep=SWEEP,
+        task=task,
+        seed=seed,
+        epochs=epochs,
+        evals_per_epoch=evals,
+        data=data,
+        model=ModelConfig(cell=cell, hidden=hidden, bidirectional=bi),
+        optimizer=OptimizerConfig(name=opt, lr=lr, betas=betas, momentum=momentum, weight_decay=wd),
+        training=TrainingConfig(batch_size=batch, clip_grad_norm=clip, pos_weight=pos_weight),
+    )
+
+
+def tweak(config: TrialConfig, **sections: dict) -> TrialConfig:
+    """A copy of `config` with some fields of some sections replaced (validated again)."""
+    dumped = config.model_dump()
+    for section, fields in sections.items():
+        dumped[section] = {**dumped[section], **fields}
+    return TrialConfig.model_validate(dumped)
+
+
+# ---------------------------------------------------------------------------------------
+# Data-level faults: functions of (x, y, rng) -> (x, y), applied to a task's arrays.
+# Input faults hit train and validation alike (a preprocessing bug affects every split);
+# label shuffling hits the training labels only, so the validation score still measures
+# the real task.
+
+
+def _padding_only(x, y, rng):
+    """word_vectors: every word encoded as nothing but the `$` pad character."""
+    padded = np.zeros_like(x)
+    padded[:, :, word_vectors.ALPHABET.index(word_vectors.PAD)] = 1.0
+    return padded, y
+
+
+INPUT_FAULTS: dict[str, Callable] = {
+    "zeroed_inputs": lambda x, y, rng: (np.zeros_like(x), y),
+    "inputs_scaled_1e-6": lambda x, y, rng: (x * 1e-6, y),
+    "constant_inputs": lambda x, y, rng: (np.ones_like(x), y),
+    "all_padding_inputs": _padding_only,
+    "targets_x1e20": lambda x, y, rng: (x, y * 1e20),
+}
+TRAIN_ONLY_FAULTS: dict[str, Callable] = {
+    "shuffled_labels": lambda x, y, rng: (x, rng.permutation(y)),
+}
+
+
+def write_faulty_arrays(config: TrialConfig, fault: str, folder: Path) -> TrialConfig:
+    """Save the task's arrays with `fault` applied as an NPZ; the `file`-task config for it."""
+    data = TASK_OF[config.task].make(config.data)
+    rng = np.random.default_rng(12345)  # fixed: the mutation is part of the corpus
+    x_train, y_train, x_val, y_val = data.x_train, data.y_train, data.x_val, data.y_val
+    if fault in TRAIN_ONLY_FAULTS:
+        x_train, y_train = TRAIN_ONLY_FAULTS[fault](x_train, y_train, rng)
+    else:
+        x_train, y_train = INPUT_FAULTS[fault](x_train, y_train, rng)
+        x_val, y_val = INPUT_FAULTS[fault](x_val, y_val, rng)
+    path = folder / f"{config.task}-{fault}-{config.run_id}.npz"
+    cast = (lambda a: a.astype(np.float32)) if data.kind == "regression" else (lambda a: a)
+    np.savez(path, x=x_train.astype(np.float32), y=cast(y_train), x_val=x_val.astype(np.float32), y_val=cast(y_val))
+    # Only the data changes: same model, optimizer, seed and training settings.
+    return TrialConfig.model_validate({**config.model_dump(), "task": "file", "data": {"path": str(path)}})
+
+
+# ---------------------------------------------------------------------------------------
+# The corpus
+
+
+@dataclass(frozen=True)
+class Run:
+    run_id: str
+    label: str
+    fault: str
+    config: TrialConfig  # the configuration trained (before a data fault is applied)
+    trap: str = "none"
+    data_fault: str = ""  # a key of INPUT_FAULTS / TRAIN_ONLY_FAULTS, or ""
+    twin: TrialConfig | None = None  # the healthy twin a manifestation check compares with
+
+
+# Healthy base configurations; faults are injected into these, so most twins are
+# healthy runs of the corpus itself.
+BASE = {
+    "ev_gru": trial("events", EVENTS),
+    "ev_gru_bi": trial("events", EVENTS, bi=True, seed=1),
+    "ev_lstm": trial("events", EVENTS, cell="lstm"),
+    "ev_lstm_bi": trial("events", EVENTS, cell="lstm", bi=True),  # the seed-000 detector
+    "ev_rnn": trial("events", EVENTS, cell="rnn", lr=2e-3, clip=1.0),
+    "ev_gru_bi_sgd": trial("events", EVENTS, bi=True, opt="sgd", lr=0.05, momentum=0.9),
+    "s4_gru": trial("sequences4", WAVES, hidden=48, lr=1e-2, batch=32, epochs=12),
+    "s4_gru_bi": trial("sequences4", WAVES, hidden=48, bi=True, lr=5e-3, batch=32, epochs=12, seed=1),
+    "s4_lstm": trial("sequences4", WAVES, cell="lstm", hidden=48, lr=1e-2, batch=32, epochs=15),
+    "s4_rnn": trial("sequences4", WAVES, cell="rnn", hidden=64, lr=3e-3, batch=32, clip=1.0, epochs=15),
+    "wv_gru": trial("word_vectors", WORDS, hidden=64, lr=1e-2, epochs=15),
+    "wv_lstm": trial("word_vectors", WORDS, cell="lstm", hidden=64, lr=1e-2, epochs=15),
+    "wv_gru_bi": trial("word_vectors", WORDS, hidden=64, bi=True, lr=1e-2, epochs=12, seed=2),
+    "ev_rnn_bi": trial("events", EVENTS, cell="rnn", bi=True, lr=2e-3, clip=1.0, seed=2),
+    "s4_gru_big": trial("sequences4", WAVES_BIG, hidden=48, lr=1e-2, batch=32, epochs=3),
+    "wv_gru_bi_big": trial("word_vectors", WORDS_BIG, hidden=64, bi=True, lr=1e-2, epochs=3, seed=2),
+}
+
+
+def healthy_runs() -> list[Run]:
+    plain = [Run(f"healthy-{i:02d}", "healthy", "none", cfg) for i, cfg in enumerate(BASE.values(), 1)]
+    traps = [
+        ("noisy", trial("events", EVENTS, lr=3e-3, batch=8, epochs=3)),
+        ("noisy", trial("sequences4", WAVES, hidden=48, lr=1e-2, batch=8, epochs=5)),
+        # (On word_vectors, batch 8 barely adds noise: the MSE of 8 words is already smooth.)
+        ("noisy", trial("events", EVENTS, cell="lstm", bi=True, lr=3e-3, batch=8, epochs=3, seed=1)),
+        ("early_plateau", trial("events", EVENTS_EASY, lr=1e-2, pos_weight=2.0, epochs=15)),
+        ("early_plateau", trial("events", EVENTS_EASY, cell="lstm", bi=True, lr=1e-2, pos_weight=2.0, epochs=15)),
+        ("slow_learner", trial("events", EVENTS, cell="lstm", bi=True, lr=3e-4, batch=32, epochs=12)),
+        ("slow_learner", trial("events", EVENTS, lr=3e-4, batch=16, epochs=10, seed=3)),
+        ("high_but_stable_lr", trial("sequences4", WAVES, hidden=48, lr=0.05, batch=32, epochs=12)),
+        ("high_but_stable_lr", trial("events", EVENTS, bi=True, lr=0.05, epochs=10)),
+        ("high_but_stable_lr", trial("word_vectors", WORDS, hidden=64, lr=0.05, epochs=12)),
+        ("mild_l2", tweak(BASE["ev_lstm_bi"], optimizer={"weight_decay": 1e-4})),
+        ("mild_l2", tweak(BASE["s4_gru"], optimizer={"weight_decay": 1e-4})),
+    ]
+    first = len(plain) + 1
+    return plain + [
+        Run(f"healthy-{i:02d}", "healthy", "none", cfg, trap=trap) for i, (trap, cfg) in enumerate(traps, first)
+    ]
+
+
+def l2_runs() -> list[Run]:
+    """Strong L2 on every weight matrix; twin = the same run with weight_decay 0."""
+    plan = [
+        ("ev_lstm_bi", 0.05),
+        ("ev_lstm_bi", 1.0),
+        ("ev_gru_bi", 0.2),
+        ("ev_gru", 0.5),
+        ("ev_gru_bi_sgd", 0.1),
+        ("ev_rnn", 0.1),
+        ("s4_gru", 0.02),  # a partial collapse: still above chance, far below the twin
+        ("s4_lstm", 0.2),
+        ("wv_gru", 0.05),
+        ("wv_lstm", 0.5),
+    ]
+    return [
+        Run(
+            f"l2_collapsed-{i:02d}",
+            "l2_collapsed",
+            f"strong_l2_{wd}",
+            tweak(BASE[base], optimizer={"weight_decay": wd}),
+            twin=BASE[base],
+        )
+        for i, (base, wd) in enumerate(plan, 1)
+    ]
+
+
+def diverged_runs() -> list[Run]:
+    b5 = (0.5, 0.999)  # beta1 0.5: the seed-002 optimizer
+
+    def words(**kw):
+        return trial("word_vectors", WORDS, hidden=64, **kw)
+
+    def waves(**kw):
+        return trial("sequences4", WAVES, hidden=48, batch=32, epochs=12, **kw)
+
+    plan = [
+        # (a) non-finite: regression has an unbounded loss, so a huge SGD step overflows it.
+        ("huge_lr_sgd", words(cell="rnn", opt="sgd", lr=10.0), ""),
+        ("huge_lr_sgd", words(opt="sgd", lr=20.0), ""),
+        ("huge_lr_sgd", words(cell="lstm", opt="sgd", lr=30.0), ""),
+        ("huge_lr_sgd", words(bi=True, opt="sgd", lr=50.0), ""),
+        ("huge_lr_sgd", words(cell="rnn", bi=True, opt="sgd", lr=20.0, seed=1), ""),
+        ("targets_x1e20", BASE["wv_gru"], "targets_x1e20"),  # squared error > float32 max
+        ("targets_x1e20", BASE["wv_lstm"], "targets_x1e20"),
+        # (b) finite: the loss falls, then climbs far above its best and stays there.
+        ("adam_beta1_0.5_high_lr", waves(lr=0.1, betas=b5), ""),
+        ("adam_beta1_0.5_high_lr", waves(lr=0.1, betas=b5, seed=1), ""),
+        ("adam_beta1_0.5_high_lr", waves(lr=0.05, betas=b5, seed=1), ""),
+        ("rmsprop_high_lr", words(cell="lstm", opt="rmsprop", lr=0.1, epochs=10), ""),
+        ("rmsprop_high_lr", words(opt="rmsprop", lr=1.0, epochs=6), ""),  # explodes at once
+        # Classifiers: saturating units bound the loss, so a huge SGD lr explodes it without
+        # ever producing a NaN.
+        ("huge_lr_sgd", trial("events", EVENTS, opt="sgd", lr=5.0, epochs=6), ""),
+        ("adam_high_lr_no_clip", trial("events", EVENTS, lr=0.2, epochs=10), ""),
+        ("adam_beta1_0.5_high_lr", trial("events", EVENTS, cell="lstm", lr=0.03, betas=b5, epochs=10), ""),
+    ]
+    return [
+        Run(f"diverged-{i:02d}", "diverged", fault, cfg, data_fault=data_fault)
+        for i, (fault, cfg, data_fault) in enumerate(plan, 1)
+    ]
+
+
+def constant_output_runs() -> list[Run]:
+    """No usable signal in the data; twin = the same config on the unmutated arrays."""
+    plan = [
+        ("ev_gru", "zeroed_inputs"),
+        ("ev_lstm_bi", "inputs_scaled_1e-6"),
+        ("ev_gru", "shuffled_labels"),
+        ("ev_rnn", "constant_inputs"),
+        ("s4_gru", "zeroed_inputs"),
+        ("s4_gru_big", "shuffled_labels"),
+        ("s4_gru_bi", "constant_inputs"),
+        ("wv_gru", "inputs_scaled_1e-6"),
+        ("wv_lstm", "all_padding_inputs"),
+        ("wv_gru_bi_big", "shuffled_labels"),
+    ]
+    return [
+        Run(
+            f"constant_output-{i:02d}",
+            "constant_output",
+            fault,
+            BASE[base],
+            data_fault=fault,
+            twin=BASE[base],
+        )
+        for i, (base, fault) in enumerate(plan, 1)
+    ]
+
+
+def overfitting_runs() -> list[Run]:
+    """Tiny noisy training sets, big models, many epochs, no regularisation."""
+    # (task, training sequences, cell, hidden, bidirectional, data seed, input noise)
+    plan = [
+        ("events", 32, "gru", 128, False, 1, 0.5),
+        ("events", 32, "lstm", 128, False, 13, 0.6),  # with 48 sequences, seed 2, it generalised
+        ("events", 32, "rnn", 96, False, 3, 0.5),
+        ("events", 64, "gru", 96, True, 4, 0.6),
+        ("sequences4", 64, "gru", 128, False, 5, 0.3),
+        ("sequences4", 48, "lstm", 160, False, 6, 0.3),
+        ("sequences4", 64, "rnn", 96, False, 7, 0.3),
+        ("sequences4", 32, "gru", 128, True, 8, 0.3),
+        ("word_vectors", 32, "gru", 128, False, 9, 0.0),
+        ("word_vectors", 64, "lstm", 192, False, 10, 0.0),
+        ("word_vectors", 48, "rnn", 128, False, 11, 0.0),
+        ("word_vectors", 24, "gru", 96, True, 12, 0.0),
+    ]
+    runs = []
+    for i, (task, n, cell, hidden, bi, data_seed, noise) in enumerate(plan, 1):
+        cfg = trial(
+            task, tiny(task, n, data_seed, noise), cell=cell, hidden=hidden, bi=bi, lr=3e-3,
+            batch=16, pos_weight=3.0, epochs=60, evals=1,
+        )  # fmt: skip
+        runs.append(Run(f"overfitting-{i:02d}", "overfitting", f"tiny_train_set_{n}", cfg))
+    return runs
+
+
+def corpus() -> list[Run]:
+    return healthy_runs() + l2_runs() + diverged_runs() + constant_output_runs() + overfitting_runs()
+
+
+# ---------------------------------------------------------------------------------------
+# Training
+
+
+def train(config: TrialConfig, storage: Path) -> pa.Table:
+    """Train one trial with rnnsweep's own code; its metric log as one table."""
+    run_trial(config, str(storage))
+    fs, base = resolve_storage(str(storage))
+    chunks = list_chunks(fs, base, config.sweep, config.run_id)
+    return pa.concat_tables(read_chunk(fs, c.path) for c in chunks).drop_columns(["attempt", "chunk"])
+
+
+class Trainer:
+    """Trains each distinct configuration once (twins are often corpus runs themselves)."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.cache: dict[str, pa.Table] = {}
+
+    def __call__(self, config: TrialConfig, data_fault: str = "") -> pa.Table:
+        if data_fault:
+            config = write_faulty_arrays(config, data_fault, self.workdir)
+        key = config.run_id if not data_fault else f"{data_fault}:{config.run_id}"
+        if key not in self.cache:
+            self.cache[key] = train(config, self.workdir / "storage")
+        return self.cache[key]
+
+
+# ---------------------------------------------------------------------------------------
+# What the criteria read: losses and scores only.
+
+
+@dataclass(frozen=True)
+class Curves:
+    kind: str
+    steps_per_epoch: int
+    train_loss: np.ndarray  # per step
+    train_epoch: np.ndarray  # epoch of each step
+    val_loss: np.ndarray  # per evaluation, step 0 included
+    val_epoch: np.ndarray
+    score: float  # final validation score (NaN if none)
+    nonfinite: bool
+
+    @property
+    def epoch_means(self) -> np.ndarray:
+        return np.array([self.train_loss[self.train_epoch == e].mean() for e in np.unique(self.train_epoch)])
+
+
+def curves(table: pa.Table, kind: str, config: TrialConfig) -> Curves:
+    names = np.array(table["metric"].to_pylist())
+    value = table["value"].to_numpy()
+    epoch = table["epoch"].to_numpy()
+
+    def pick(name):
+        rows = names == name
+        return value[rows], epoch[rows]
+
+    train_loss, train_epoch = pick("train_loss")
+    val_loss, val_epoch = pick("val_loss")
+    scores, _ = pick("val_r2" if kind == "regression" else "val_acc")
+    n_train = config.data.n_train
+    return Curves(
+        kind=kind,
+        steps_per_epoch=math.ceil(n_train / config.training.batch_size),
+        train_loss=train_loss,
+        train_epoch=train_epoch,
+        val_loss=val_loss,
+        val_epoch=val_epoch,
+        score=float(scores[-1]) if len(scores) else math.nan,
+        nonfinite=bool((names == "nonfinite").any()),
+    )
+
+
+def score_name(kind: str) -> str:
+    return {"binary": "balanced acc", "multiclass": "acc", "regression": "R2"}[kind]
+
+
+def check_healthy(c: Curves, twin: Curves | None) -> tuple[bool, str]:
+    ok = c.score >= LEARNED[c.kind]
+    return ok, f"final val {score_name(c.kind)} {c.score:.3f} (learned: >= {LEARNED[c.kind]})"
+
+
+def check_l2(c: Curves, twin: Curves) -> tuple[bool, str]:
+    ok = twin.score - c.score >= L2_MARGIN
+    return ok, f"final val {score_name(c.kind)} {c.score:.3f} vs twin {twin.score:.3f} (needs a drop >= {L2_MARGIN})"
+
+
+def check_constant(c: Curves, twin: Curves) -> tuple[bool, str]:
+    score = c.score if math.isfinite(c.score) else -math.inf
+    ok = twin.score >= LEARNED[c.kind] and score <= CHANCE_AT_MOST[c.kind]
+    return ok, (
+        f"final val {score_name(c.kind)} {c.score:.3f} (chance: <= {CHANCE_AT_MOST[c.kind]}) "
+        f"vs twin {twin.score:.3f} (learned: >= {LEARNED[c.kind]})"
+    )
+
+
+def check_diverged(c: Curves, twin: Curves | None) -> tuple[bool, str]:
+    if c.nonfinite:
+        return True, f"non-finite loss at step {len(c.train_loss)}"
+    window = max(4, c.steps_per_epoch // 2)
+    smoothed = np.convolve(c.train_loss, np.ones(window) / window, mode="valid")
+    best, final = smoothed.min(), c.epoch_means[-1]
+    ok = final >= DIVERGED_RATIO * best
+    return ok, f"final-epoch train loss {final:.4g} = {final / best:.2f}x its best half-epoch mean {best:.4g}"
+
+
+def check_overfitting(c: Curves, twin: Curves | None) -> tuple[bool, str]:
+    at_min = int(np.argmin(c.val_loss))
+    min_val, final_val = c.val_loss[at_min], c.val_loss[-1]
+    means = c.epoch_means
+    train_at_min = means[max(int(c.val_epoch[at_min]), 1) - 1]  # step 0 counts as epoch 1
+    ok = final_val >= OVERFIT_RATIO * min_val and means[-1] < train_at_min
+    return ok, (
+        f"val_loss {min_val:.4g} at epoch {int(c.val_epoch[at_min])} -> {final_val:.4g} at the end "
+        f"({final_val / min_val:.2f}x); train loss {train_at_min:.4g} -> {means[-1]:.4g}"
+    )
+
+
+CHECKS = {
+    "healthy": check_healthy,
+    "l2_collapsed": check_l2,
+    "constant_output": check_constant,
+    "diverged": check_diverged,
+    "overfitting": check_overfitting,
+}
+
+
+# ---------------------------------------------------------------------------------------
+# Output tables
+
+
+def metrics_table(run_id: str, table: pa.Table) -> pa.Table:
+    return pa.table(
+        {
+            "run_id": pa.array([run_id] * len(table), pa.string()),
+            "step": table["step"].cast(pa.int64()),
+            "epoch": table["epoch"].cast(pa.int32()),
+            "metric": table["metric"].cast(pa.string()),
+            "value": table["value"].cast(pa.float64()),
+        }
+    )
+
+
+def minimal_table(run_id: str, table: pa.Table, kind: str) -> pa.Table:
+    """Per epoch: mean train_loss, and the end-of-epoch evaluation (what Keras history holds)."""
+    names = np.array(table["metric"].to_pylist())
+    step, epoch, value = table["step"].to_numpy(), table["epoch"].to_numpy(), table["value"].to_numpy()
+    wanted = ["val_loss"] + ([] if kind == "regression" else ["train_acc", "val_acc"])
+    rows = {"run_id": [], "step": [], "epoch": [], "metric": [], "value": []}
+
+    def add(s, e, metric, v):
+        for column, item in zip(rows, (run_id, s, e, metric, v), strict=True):
+            rows[column].append(item)
+
+    for e in np.unique(epoch[names == "train_loss"]):
+        in_epoch = names == "train_loss"
+        in_epoch &= epoch == e
+        end = int(step[in_epoch].max())
+        add(end, int(e), "train_loss", float(value[in_epoch].mean()))
+        for metric in wanted:  # the evaluation at the epoch's last step, if it ran
+            hit = (names == metric) & (step == end) & (epoch == e)
+            if hit.any():
+                add(end, int(e), metric, float(value[hit][-1]))
+    return pa.table(
+        {
+            "run_id": pa.array(rows["run_id"], pa.string()),
+            "step": pa.array(rows["step"], pa.int64()),
+            "epoch": pa.array(rows["epoch"], pa.int32()),
+            "metric": pa.array(rows["metric"], pa.string()),
+            "value": pa.array(rows["value"], pa.float64()),
+        }
+    )
+
+
+def params_row(run: Run) -> dict:
+    cfg = run.config
+    kind = KIND_OF[cfg.task]
+    return {
+        "run_id": run.run_id,
+        "task": "regression" if kind == "regression" else "classification",
+        "n_classes": {"binary": 2, "multiclass": 4}.get(kind),
+        "optimizer": cfg.optimizer.name,
+        "lr": cfg.optimizer.lr,
+        "weight_decay": cfg.optimizer.weight_decay,
+        "beta1": float(cfg.optimizer.betas[0]),
+        "beta2": float(cfg.optimizer.betas[1]),
+        "batch_size": cfg.training.batch_size,
+        "clip_grad_norm": cfg.training.clip_grad_norm,
+        "cell": cfg.model.cell,
+        "hidden": cfg.model.hidden,
+        "epochs": cfg.epochs,
+        "n_train": cfg.data.n_train,
+        # Beyond the common core: what else shaped the run.
+        "dataset": cfg.task,
+        "bidirectional": cfg.model.bidirectional,
+        "momentum": cfg.optimizer.momentum,
+        "pos_weight": cfg.training.pos_weight if kind == "binary" else None,
+        "seed": cfg.seed,
+        "n_val": cfg.data.n_val,
+        "seq_len": cfg.data.seq_len,
+        "evals_per_epoch": cfg.evals_per_epoch,
+    }
+
+
+PARAMS_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("task", pa.string()),
+        ("n_classes", pa.int32()),
+        ("optimizer", pa.string()),
+        ("lr", pa.float64()),
+        ("weight_decay", pa.float64()),
+        ("beta1", pa.float64()),
+        ("beta2", pa.float64()),
+        ("batch_size", pa.int32()),
+        ("clip_grad_norm", pa.float64()),
+        ("cell", pa.string()),
+        ("hidden", pa.int32()),
+        ("epochs", pa.int32()),
+        ("n_train", pa.int32()),
+        ("dataset", pa.string()),
+        ("bidirectional", pa.bool_()),
+        ("momentum", pa.float64()),
+        ("pos_weight", pa.float64()),
+        ("seed", pa.int32()),
+        ("n_val", pa.int32()),
+        ("seq_len", pa.int32()),
+        ("evals_per_epoch", pa.int32()),
+    ]
+)
+LABELS_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("label", pa.string()),
+        ("fault", pa.string()),
+        ("trap", pa.string()),
+        ("manifested", pa.bool_()),
+        ("note", pa.string()),
+    ]
+)
+
+
+def write(table: pa.Table, name: str) -> None:
+    pq.write_table(table, HERE / name, compression="zstd", compression_level=9)
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def twin_names(runs: list[Run]) -> dict[str, str]:
+    """Config hash -> corpus run_id of the healthy runs, to name a faulty run's twin."""
+    return {r.config.run_id: r.run_id for r in runs if r.label == "healthy"}
+
+
+def build(runs: list[Run], write_files: bool) -> None:
+    started = time.monotonic()
+    names = twin_names(corpus())
+    metrics, minimal, labels = [], [], []
+    with tempfile.TemporaryDirectory(prefix="rnnsweep-corpus-") as tmp:
+        trainer = Trainer(Path(tmp))
+        for run in runs:
+            t0 = time.monotonic()
+            kind = KIND_OF[run.config.task]
+            table = trainer(run.config, run.data_fault)
+            twin = curves(trainer(run.twin), kind, run.twin) if run.twin is not None else None
+            ok, evidence = CHECKS[run.label](curves(table, kind, run.config), twin)
+            twin_note = f" [twin: {names.get(run.twin.run_id, 'not in corpus')}]" if run.twin else ""
+            labels.append(
+                {"run_id": run.run_id, "label": run.label, "fault": run.fault, "trap": run.trap,
+                 "manifested": ok, "note": evidence + twin_note}
+            )  # fmt: skip
+            metrics.append(metrics_table(run.run_id, table))
+            minimal.append(minimal_table(run.run_id, table, kind))
+            flag = "" if ok else "   <-- NOT MANIFESTED"
+            what = run.fault if run.trap == "none" else f"trap: {run.trap}"
+            print(f"{run.run_id:19s} {what:24s} {time.monotonic() - t0:5.1f}s  {evidence}{flag}", flush=True)
+    if write_files:
+        write(pa.concat_tables(metrics), "metrics.parquet")
+        write(pa.concat_tables(minimal), "metrics_minimal.parquet")
+        write(pa.Table.from_pylist([params_row(r) for r in runs], schema=PARAMS_SCHEMA), "params.parquet")
+        write(pa.Table.from_pylist(labels, schema=LABELS_SCHEMA), "labels.parquet")
+    counts = {}
+    for row in labels:
+        counts[row["label"]] = counts.get(row["label"], 0) + 1
+    missed = [row["run_id"] for row in labels if not row["manifested"]]
+    print(f"\n{len(runs)} runs in {time.monotonic() - started:.0f}s: {counts}")
+    print(f"not manifested: {missed or 'none'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="train just the run_ids matching this regex; write nothing")
+    args = parser.parse_args(argv)
+    runs = corpus()
+    if args.only:
+        runs = [r for r in runs if re.search(args.only, r.run_id)]
+    build(runs, write_files=not args.only)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
