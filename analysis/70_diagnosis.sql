@@ -58,9 +58,11 @@ signals as (
             when val_loss_first > 0 then val_loss_best >= flat_loss * val_loss_first
             when train_loss_first > 0 then train_loss_best >= flat_loss * train_loss_first
         end as not_learning,
-        -- the loss did not improve either: nothing about the input was learned (a slow learner
-        -- still at chance accuracy has a falling loss and is not this)
-        coalesce(val_loss_best >= flat_loss * val_loss_first, train_loss_best >= flat_loss * train_loss_first, true) as loss_flat,
+        -- nothing about the input was learned: for accuracy, the loss did not improve either (a
+        -- slow learner still at chance accuracy has a falling loss and is not this); R2 already
+        -- measures the loss against predicting the mean, so R2 at chance is enough
+        val_acc_best is null and val_r2_best is not null
+            or coalesce(val_loss_best >= flat_loss * val_loss_first, train_loss_best >= flat_loss * train_loss_first, true) as loss_flat,
         sigma_last < collapse_sigma and sigma_last < sigma_first as sigma_collapsed,
         weight_norm_last < collapse_weight_shrink * weight_norm_first as weights_shrank,
         -- "rose and stayed": even the lowest of the final windows is up, and there are at least
@@ -69,6 +71,8 @@ signals as (
             and train_loss_final_floor - train_loss_best >= diverge_give_back * (train_loss_first - train_loss_best)
             and train_loss_final_floor >= (1 + diverge_min_rise) * train_loss_best as loss_gave_back,
         train_loss_final >= diverge_explode * least(train_loss_first, coalesce(val_loss_first, train_loss_first)) as loss_exploded,
+        -- the first window of training already far above the untrained model's loss: a jump
+        train_loss_first >= diverge_explode * val_loss_first as early_jump,
         -- validation got worse by a margin that matters against what it had gained (or it never
         -- gained), while training fit its data and kept most of that fit
         val_loss_final_windows >= 2
@@ -111,6 +115,7 @@ explained as (
         case
             when rule in ('diverged:nonfinite', 'l2_collapsed:weights', 'constant_output:spread') then 'high'
             when rule = 'l2_collapsed:params' and pred_std_last is not null then 'medium'
+            when rule = 'constant_output:flat' and score_best is not null then 'medium'
             when rule in ('l2_collapsed:params', 'constant_output:flat') then 'low'
             when rule = 'healthy' then case when train_loss_first is null then 'low' when sigma_last is null and pred_std_last is null then 'medium' else 'high' end
             else 'medium'
@@ -204,6 +209,7 @@ final as (
             when 'overfitting:acc' then printf('validation accuracy fell from its best %.3g (step %d) to %.3g while train accuracy held at %.3g',
                 val_acc_best, val_acc_best_step, val_acc_final, train_acc_final)
             when 'constant_output:flat' then concat_ws('; ',
+                case when early_jump then printf('the train loss jumped to %.2gx the untrained model''s early on', train_loss_first / val_loss_first) end,
                 score_text,
                 printf('best val_loss %.3g vs %.3g at the start', coalesce(val_loss_best, train_loss_best), coalesce(val_loss_first, train_loss_first)))
                 || ': the output carries nothing about the input, and no strong L2 to blame'
@@ -226,9 +232,10 @@ final as (
                 case when weight_decay > 0 then printf('shrink optimizer.weight_decay %g -> %g', weight_decay, weight_decay / 10) end,
                 'or regularise with dropout instead (model.dropout, with model.layers >= 2)')
             when 'constant_output' then concat_ws('; ',
+                case when early_jump and lr is not null then printf('the loss jumped first: lower optimizer.lr %g -> %g and clip gradients (training.clip_grad_norm = 1.0)', lr, lr / 10) end,
                 'the output ignores the input: check inputs for NaN, zeroed or constant features, and normalise them',
                 'check the labels (shuffled? one class? training.pos_weight for rare positives)',
-                case when lr is not null then printf('if it followed a loss jump, lower optimizer.lr %g -> %g and clip gradients', lr, lr / 10) end)
+                case when lr is not null and not coalesce(early_jump, false) then printf('if it followed a loss jump, lower optimizer.lr %g -> %g and clip gradients', lr, lr / 10) end)
             when 'overfitting' then concat_ws('; ',
                 printf('stop at step %d, the best validation loss', onset_step),
                 'add dropout (model.dropout, model.layers >= 2) or L2 on non-recurrent weights (optimizer.weight_decay_on = "non_recurrent")',
