@@ -38,7 +38,10 @@ def read_only(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     con = connect_with_retry(path, read_only=True, config=SANDBOX)
     try:
         for file in analysis_files():
-            con.execute(as_temp_view(file.read_text()))
+            try:
+                con.execute(as_temp_view(file.read_text()))
+            except duckdb.Error as e:
+                raise UserError(f"{file}: cannot build this view: {str(e).strip().splitlines()[0]}") from None
         yield con
     finally:
         con.close()

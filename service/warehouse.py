@@ -12,6 +12,7 @@ transaction, and a chunk already in the ledger is never read again.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -142,7 +143,16 @@ def analysis_dir() -> Path:
 
 
 def analysis_files() -> list[Path]:
-    return sorted(analysis_dir().glob("*.sql"))
+    """The built-in views in folder order, then the user's own from $RNNSWEEP_ANALYSIS (a
+    folder of .sql files, each one `create or replace view`), which may build on them."""
+    files = sorted(analysis_dir().glob("*.sql"))
+    extra = os.environ.get("RNNSWEEP_ANALYSIS")
+    if extra:
+        folder = Path(extra)
+        if not folder.is_dir():
+            raise UserError(f"RNNSWEEP_ANALYSIS={extra}: not a folder of .sql files")
+        files += sorted(folder.glob("*.sql"))
+    return files
 
 
 def as_temp_view(statement: str) -> str:
@@ -198,7 +208,10 @@ class Warehouse:
     def build_views(self) -> None:
         """(Re)create every analysis view, in folder order: each file is one statement."""
         for file in analysis_files():
-            self.con.execute(file.read_text())
+            try:
+                self.con.execute(file.read_text())
+            except duckdb.Error as e:
+                raise UserError(f"{file}: cannot build this view: {str(e).strip().splitlines()[0]}") from None
 
     # -- sweeps and runs -------------------------------------------------------------
 

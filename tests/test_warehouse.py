@@ -241,3 +241,29 @@ def test_reads_use_the_installed_analysis_even_over_stale_stored_views(warehouse
     con.close()
     assert scalar(warehouse, "select count(*) as n from run_params")["n"] == 3
     assert scalar(warehouse, "select count(*) as n from run_results")["n"] == 3  # views over views too
+
+
+def test_users_add_their_own_views_and_a_broken_one_is_named(warehouse, tmp_path, monkeypatch):
+    mine = tmp_path / "my_analysis"
+    mine.mkdir()
+    (mine / "90_seeds.sql").write_text(
+        "-- seed_counts\n-- grain: one row per seed\ncreate or replace view seed_counts as\n"
+        "select seed, count(*) as runs from run_params group by seed;\n"
+    )
+    monkeypatch.setenv("RNNSWEEP_ANALYSIS", str(mine))
+    assert run_query(warehouse, "select * from seed_counts order by seed").to_pylist() == [
+        {"seed": 0, "runs": 1},
+        {"seed": 1, "runs": 1},
+        {"seed": 2, "runs": 1},
+    ]
+    (mine / "91_broken.sql").write_text("create or replace view broken as select nope from runs;")
+    with pytest.raises(UserError, match=r"91_broken.sql: cannot build this view: Binder Error"):
+        run_query(warehouse, "select 1")
+    with (
+        pytest.raises(UserError, match=r"91_broken.sql: cannot build this view"),
+        Warehouse.open(warehouse, build_views=True),
+    ):
+        pass
+    monkeypatch.setenv("RNNSWEEP_ANALYSIS", str(tmp_path / "absent"))
+    with pytest.raises(UserError, match="not a folder of .sql files"):
+        run_query(warehouse, "select 1")
