@@ -102,6 +102,7 @@ def submit(
         storage_uri = storage or str((warehouse.parent / "logs").resolve())
         report = run_sweep(spec, warehouse, storage_uri, address, num_cpus, max_in_flight, show_progress=not quiet)
         results = reports.sweep_results(warehouse, spec)
+        labels = reports.label_summary(results)
         if fmt is OutputFormat.table and results.num_rows > RESULT_ROWS_SHOWN:
             results = results.slice(0, RESULT_ROWS_SHOWN)
             stderr_console().print(
@@ -110,6 +111,10 @@ def submit(
             )
         write_table(results, fmt)
         stderr_console().print(reports.summary_line(report), highlight=False)
+        if labels:
+            stderr_console().print(
+                f"labels: {labels}; `rnnsweep diagnose {spec.name}` gives evidence and fixes", highlight=False
+            )
 
 
 @app.command(epilog="Example: rnnsweep status   or   rnnsweep status l2-vs-lr")

@@ -6,6 +6,7 @@ the CLI renders it as a table, csv, json or parquet alike.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,6 +25,7 @@ RENAMED_COLUMNS = {
 }
 RESULT_COLUMNS = (
     "status",
+    "label",
     "final_val_loss",
     "best_val_loss",
     "best_val_acc",
@@ -41,7 +43,12 @@ from run_params p join runs r using (run_id)
 where p.sweep = $sweep
 order by p.trial_index
 """
-SWEEP_RESULTS = "select * from run_results where sweep = $sweep order by best_val_loss nulls last, trial_index"
+SWEEP_RESULTS = """
+select run_results.*, diagnosis.label
+from run_results left join diagnosis using (run_id)
+where run_results.sweep = $sweep
+order by best_val_loss nulls last, trial_index
+"""
 
 
 def column_of(axis: str) -> str:
@@ -62,6 +69,12 @@ def summary_line(report) -> str:
     minutes, seconds = divmod(report.seconds, 60)
     reused = f" ({report.skipped} reused from earlier)" if report.skipped else ""
     return f"sweep {report.sweep}: {report.trials} runs{reused}: {counts or 'nothing ran'} in {int(minutes)}m{seconds:04.1f}s"
+
+
+def label_summary(results: pa.Table) -> str:
+    """ "healthy 11 · l2_collapsed 6 · diverged 1", most common first."""
+    counts = Counter(label for label in results.column("label").to_pylist() if label)
+    return " · ".join(f"{label} {n}" for label, n in counts.most_common())
 
 
 def sweeps(warehouse: Path) -> pa.Table:

@@ -61,8 +61,10 @@ def test_a_grid_runs_end_to_end_and_lands_exactly_once(tmp_path):
     result = runner.invoke(app, ["submit", str(grid), "-w", str(warehouse), "-q", "-f", "json"], catch_exceptions=False)
     assert result.exit_code == 0, result.stderr
     assert "sweep tiny: 4 runs: finished 4 in" in result.stderr
+    assert "`rnnsweep diagnose tiny` gives evidence and fixes" in result.stderr
     results = json.loads(result.stdout)
     assert len(results) == 4 and {r["status"] for r in results} == {"finished"}
+    assert all(r["label"] in ("healthy", "overfitting", "l2_collapsed", "diverged", "constant_output") for r in results)
     assert all(r["best_val_loss"] is not None for r in results)
 
     runs = rows(warehouse, "select run_id, status, attempts, steps, node, started_at < ended_at as timed from runs")
