@@ -1,7 +1,8 @@
-"""Shared fixtures: tiny trial configs, grid files written to tmp_path."""
+"""Shared fixtures: tiny trial configs, grid files written to tmp_path, a local Ray."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -29,3 +30,12 @@ def write_grid(tmp_path: Path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A real local Ray with 2 CPUs, started once per test module and always shut down."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    yield ray
+    ray.shutdown()

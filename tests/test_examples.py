@@ -3,7 +3,6 @@ diagnosis must show the seed's failure next to its fix (examples/seed00*_*.toml)
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import pytest
@@ -13,16 +12,9 @@ from rnnsweep.service.query import run_query
 from rnnsweep.service.spec import load_grid
 from rnnsweep.service.submit import run_sweep
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.usefixtures("local_ray")]
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
-
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def labels_by(tmp_path, grid_file: str, columns: str) -> dict[tuple, str]:

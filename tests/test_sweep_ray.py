@@ -5,7 +5,6 @@ raises ends failed and one that goes NaN ends stopped, while the sweep goes on."
 from __future__ import annotations
 
 import json
-import logging
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ from rnnsweep.service.query import run_query
 from rnnsweep.service.spec import load_grid
 from rnnsweep.service.submit import run_sweep
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("local_ray")]
 
 TINY_GRID = """
 [sweep]
@@ -39,13 +38,6 @@ lr = [0.01, 0.001]
 batch_size = 32
 """
 
-
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def rows(warehouse, sql, params=None):
