@@ -1,26 +1,15 @@
 -- run_curves
 -- grain: one row per run, metric and window
 -- Features: each diagnostic curve of a run cut into 20 equal windows of the run's steps
--- (0 .. runs.steps, or the last logged step while a run has not ended), with the mean of
+-- (0 .. runs.steps, which the loader keeps at the last logged step), with the mean of
 -- the window's finite values, its first and last step, and its first non-finite step. A
 -- per-step curve of 1,000 points and an epoch-level one of 20 both become 20 windows or
 -- fewer, so the rules read rich and minimal logs alike, and noise averages out.
 -- Single-valued metrics logged at step 0 (target_std, n_classes) come along as one window.
 -- grad_norm and lr stay out: no rule reads them, and per step they are 2/3 of the rows.
 create or replace view run_curves as
-with ended_spans as (
+with spans as (
     select run_id, steps as last_step from runs where steps is not null
-),
-unfinished_spans as (
-    select run_id, max(step) as last_step
-    from metrics
-    where run_id in (select run_id from runs where steps is null)
-    group by run_id
-),
-spans as (
-    select * from ended_spans
-    union all
-    select * from unfinished_spans
 ),
 points as (
     select run_id, metric, step, value

@@ -53,7 +53,7 @@ create table if not exists runs (
     submitted_at timestamp,
     started_at   timestamp,
     ended_at     timestamp,
-    steps        bigint,
+    steps        bigint,              -- optimizer steps so far (the last logged step)
     stop_reason  varchar,
     error        varchar
 );
@@ -105,12 +105,18 @@ LEDGER_KEYS = """
 select run_id, attempt, chunk from metric_chunks where list_contains($run_ids, run_id)
 """
 INSERT_METRICS = "insert into metrics select * from incoming_metrics"
+# Steps so far, kept current as chunks land: the analysis windows each run by it.
+ADVANCE_STEPS = """
+update runs set steps = greatest(coalesce(runs.steps, 0), latest.step)
+from (select run_id, max(step) as step from incoming_metrics group by run_id) as latest
+where runs.run_id = latest.run_id
+"""
 INSERT_LEDGER = "insert into metric_chunks select *, now() from incoming_ledger"
 RECORD_OUTCOMES = """
 update runs set
     status = o.status, attempts = o.attempt + 1, node = o.node,
     started_at = to_timestamp(o.started_at), ended_at = to_timestamp(o.ended_at),
-    steps = o.steps, stop_reason = o.stop_reason, error = o.error
+    steps = coalesce(o.steps, runs.steps), stop_reason = o.stop_reason, error = o.error
 from outcomes o
 where runs.run_id = o.run_id
 """
@@ -295,6 +301,7 @@ class Warehouse:
         self.con.register("incoming_metrics", incoming)
         self.con.register("incoming_ledger", ledger_table)
         self.con.execute(INSERT_METRICS)
+        self.con.execute(ADVANCE_STEPS)
         self.con.execute(INSERT_LEDGER)
         self.con.unregister("incoming_metrics")
         self.con.unregister("incoming_ledger")

@@ -106,6 +106,9 @@ def test_new_chunks_of_a_running_trial_are_picked_up(tmp_path, warehouse, trials
     log.flush()
     assert load_all(warehouse, storage, [trial]) == 1
     assert scalar(warehouse, "select count(*) as n from metrics")["n"] == 2
+    # a run still training has its steps so far, so the analysis can window its curves
+    assert scalar(warehouse, "select steps from runs where run_id = $r", {"r": trial.run_id}) == {"steps": 2}
+    assert scalar(warehouse, "select count(*) as n from run_curves where run_id = $r", {"r": trial.run_id})["n"] == 2
 
 
 def test_a_retried_run_keeps_one_row_per_step_and_metric(tmp_path, warehouse, trials):
