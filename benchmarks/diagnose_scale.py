@@ -69,8 +69,8 @@ union all
 select 'bench' || r::varchar, 0, 0, s, s // 100, metric, value from eval_rows
 """
 FILL_RUNS = """
-insert into runs (run_id, sweep, trial_index, status, attempts, config)
-select 'bench' || range::varchar, 'bench', range, 'finished', 1,
+insert into runs (run_id, sweep, trial_index, status, attempts, steps, config)
+select 'bench' || range::varchar, 'bench', range, 'finished', 1, $steps,
     '{"task": "sequences4", "optimizer": {"lr": 0.001, "weight_decay": ' || case when range % 5 = 3 then '0.1' else '0.0' end || '}}'
 from range($runs)
 """
@@ -81,7 +81,7 @@ def build(path: Path, runs: int, steps: int) -> float:
     began = time.perf_counter()
     with Warehouse.open(path, build_views=True) as wh:
         wh.con.execute(REGISTER_SWEEP)
-        wh.con.execute(FILL_RUNS, {"runs": runs})
+        wh.con.execute(FILL_RUNS, {"runs": runs, "steps": steps})
         wh.con.execute(FILL_METRICS, {"runs": runs, "steps": steps})
         wh.con.execute("checkpoint")
     return time.perf_counter() - began
@@ -97,7 +97,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke_test:
         args.runs, args.steps, args.repeats = 200, 200, 1
-    path = args.warehouse or Path(f"/tmp/rnnsweep-bench-{args.runs}x{args.steps}.duckdb")
+    path = args.warehouse or Path(f"/tmp/rnnsweep-bench-v2-{args.runs}x{args.steps}.duckdb")
     if not path.exists():
         print(f"building {path} ...", flush=True)
         print(f"built in {build(path, args.runs, args.steps):.1f} s", flush=True)

@@ -97,7 +97,10 @@ def build_grid(raw: dict, path: Path, text: str = "", allow_large: bool = False)
     errors: list[str] = []
     values: dict[tuple[str, str], list] = {}  # (section, key) -> validated values
     for section, body in raw.items():
-        if section not in SECTIONS:
+        home = [name for name, model in SECTIONS.items() if section in model.model_fields]
+        if section not in SECTIONS and home and not isinstance(body, dict):
+            errors.append(f"{label}: {section}: a key outside any table; it belongs under [{home[0]}]")
+        elif section not in SECTIONS:
             errors.append(f"{label}: {section}: unknown table{_did_you_mean(section, SECTIONS)}")
         elif not isinstance(body, dict):
             errors.append(f"{label}: {section}: must be a table ([{section}])")
