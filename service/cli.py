@@ -35,6 +35,14 @@ WarehouseOption = Annotated[
     typer.Option("--warehouse", "-w", envvar="RNNSWEEP_WAREHOUSE", help="DuckDB warehouse file.", show_default=True),
 ]
 FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+AddressOption = Annotated[
+    Optional[str], typer.Option(help="Ray cluster address (e.g. ray://head:10001); default: start a local Ray.")
+]
+NumCpusOption = Annotated[Optional[int], typer.Option(help="CPUs for the local Ray (default: all).", min=1)]
+MaxInFlightOption = Annotated[
+    Optional[int], typer.Option(help="Most trials queued on Ray at once (default: 2x what fits).", min=1)
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
 
 @contextmanager
@@ -70,20 +78,16 @@ def submit(
         bool, typer.Option("--dry-run", help="Print the expanded grid; submit nothing, write nothing.")
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Allow grids of more than 10,000 trials.")] = False,
-    address: Annotated[
-        Optional[str], typer.Option(help="Ray cluster address (e.g. ray://head:10001); default: start a local Ray.")
-    ] = None,
-    num_cpus: Annotated[Optional[int], typer.Option(help="CPUs for the local Ray (default: all).", min=1)] = None,
-    max_in_flight: Annotated[
-        Optional[int], typer.Option(help="Most trials queued on Ray at once (default: 2x what fits).", min=1)
-    ] = None,
+    address: AddressOption = None,
+    num_cpus: NumCpusOption = None,
+    max_in_flight: MaxInFlightOption = None,
     storage: Annotated[
         Optional[str],
         typer.Option(help="Where metric logs go: a path or a pyarrow URI (default: beside the warehouse)."),
     ] = None,
     warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
     fmt: FormatOption = OutputFormat.table,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Expand GRID into trials and train the ones not finished yet on Ray; metrics land in the warehouse."""
     from rnnsweep.service.spec import load_grid
@@ -97,24 +101,61 @@ def submit(
                 f"{len(spec.trials)} trials, axes: {axes}. Dry run: nothing submitted.", highlight=False
             )
             return
-        from rnnsweep.service.submit import run_sweep
-
         storage_uri = storage or str((warehouse.parent / "logs").resolve())
-        report = run_sweep(spec, warehouse, storage_uri, address, num_cpus, max_in_flight, show_progress=not quiet)
-        results = reports.sweep_results(warehouse, spec)
-        labels = reports.label_summary(results)
-        if fmt is OutputFormat.table and results.num_rows > RESULT_ROWS_SHOWN:
-            results = results.slice(0, RESULT_ROWS_SHOWN)
-            stderr_console().print(
-                f"best {RESULT_ROWS_SHOWN} runs by validation loss; `rnnsweep status {spec.name}` lists all",
-                highlight=False,
-            )
-        write_table(results, fmt)
-        stderr_console().print(reports.summary_line(report), highlight=False)
-        if labels:
-            stderr_console().print(
-                f"labels: {labels}; `rnnsweep diagnose {spec.name}` gives evidence and fixes", highlight=False
-            )
+        _run_and_report(spec, warehouse, storage_uri, address, num_cpus, max_in_flight, fmt, quiet)
+
+
+def _run_and_report(spec, warehouse: Path, storage_uri: str, address, num_cpus, max_in_flight, fmt, quiet) -> None:
+    """Train what is missing of a grid, then print its runs best-first and a summary."""
+    from rnnsweep.service.submit import run_sweep
+
+    report = run_sweep(spec, warehouse, storage_uri, address, num_cpus, max_in_flight, show_progress=not quiet)
+    results = reports.sweep_results(warehouse, spec)
+    labels = reports.label_summary(results)
+    if fmt is OutputFormat.table and results.num_rows > RESULT_ROWS_SHOWN:
+        results = results.slice(0, RESULT_ROWS_SHOWN)
+        stderr_console().print(
+            f"best {RESULT_ROWS_SHOWN} runs by validation loss; `rnnsweep status {spec.name}` lists all",
+            highlight=False,
+        )
+    write_table(results, fmt)
+    stderr_console().print(reports.summary_line(report), highlight=False)
+    if labels:
+        stderr_console().print(
+            f"labels: {labels}; `rnnsweep diagnose {spec.name}` gives evidence and fixes", highlight=False
+        )
+
+
+@app.command(epilog="Example: rnnsweep resume quickstart   (after a crash, Ctrl-C or rnnsweep cancel)")
+def resume(
+    sweep: Annotated[str, typer.Argument(help="The sweep to finish.", show_default=False)],
+    address: AddressOption = None,
+    num_cpus: NumCpusOption = None,
+    max_in_flight: MaxInFlightOption = None,
+    warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
+    fmt: FormatOption = OutputFormat.table,
+    quiet: QuietOption = False,
+) -> None:
+    """Train only what a sweep is missing (pending, failed, cancelled or interrupted runs), from its stored grid."""
+    from rnnsweep.service.submit import stored_grid
+
+    with user_errors():
+        spec, storage_uri = stored_grid(warehouse, sweep)
+        _run_and_report(spec, warehouse, storage_uri, address, num_cpus, max_in_flight, fmt, quiet)
+
+
+@app.command(epilog="Example: rnnsweep cancel quickstart   (then rnnsweep resume quickstart to go on)")
+def cancel(
+    sweep: Annotated[str, typer.Argument(help="The sweep to stop.", show_default=False)],
+    warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
+) -> None:
+    """Stop a sweep: its running trials are cancelled, what they logged is kept."""
+    from rnnsweep.service.submit import cancel_sweep
+
+    with user_errors():
+        interrupted, marked = cancel_sweep(warehouse, sweep)
+        what = "interrupted its driver" if interrupted else "no driver was running it"
+        stderr_console().print(f"sweep {sweep}: {what}; {marked} more runs marked cancelled", highlight=False)
 
 
 @app.command(epilog="Example: rnnsweep status   or   rnnsweep status l2-vs-lr")

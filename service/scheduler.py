@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from rnnsweep.jobs.config import TrialConfig
 from rnnsweep.service.errors import UserError
 
+CANCEL_WAIT_SECONDS = 15.0
+
 
 @contextmanager
 def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[None]:
@@ -151,8 +153,13 @@ class TrialRunner:
         import ray
 
         cancelled = self.running_run_ids
-        for ref in self.in_flight:
+        refs = list(self.in_flight)
+        for ref in refs:
             ray.cancel(ref, force=True)
+        # Cancelling is asynchronous: wait until the workers are gone, so no chunk lands
+        # after the driver's last load and "what was logged" is all in the warehouse.
+        if refs:
+            ray.wait(refs, num_returns=len(refs), timeout=CANCEL_WAIT_SECONDS, fetch_local=False)
         self.in_flight.clear()
         self.queue.clear()
         return cancelled

@@ -7,17 +7,14 @@ run is finished only once every chunk its last attempt wrote is in the warehouse
 
 from __future__ import annotations
 
-import fcntl
-import os
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from rnnsweep.jobs.config import TrialConfig
 from rnnsweep.jobs.metric_log import list_chunks, resolve_storage
+from rnnsweep.service.driver import driver_lock
 from rnnsweep.service.errors import UserError
 from rnnsweep.service.progress import SweepProgress
 from rnnsweep.service.spec import Grid
@@ -35,32 +32,6 @@ class SweepReport:
     skipped: int  # finished earlier, not run again
     counts: dict[str, int]  # status -> runs of this grid
     seconds: float
-
-
-@contextmanager
-def driver_lock(warehouse: Path) -> Iterator[None]:
-    """One driver per warehouse: two submits would run the same trials twice."""
-    warehouse.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = warehouse.with_name(warehouse.name + ".driver.lock")
-    with open(lock_path, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
-            raise UserError(
-                f"{warehouse}: another rnnsweep submit ({holder}) is running on this warehouse; wait for it or use --warehouse"
-            ) from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()}")
-        f.flush()
-        try:
-            yield
-        finally:
-            f.seek(0)
-            f.truncate()
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def outcome_of(trial: TrialConfig, summary: dict | None, error: str | None, attempts: int) -> dict:
@@ -143,10 +114,10 @@ def run_sweep(
     from rnnsweep.service.scheduler import TrialRunner, check_fits, default_max_in_flight, ray_session
 
     began = time.monotonic()
-    with driver_lock(warehouse):
+    with driver_lock(warehouse, grid.name):
         with Warehouse.open(warehouse, build_views=True) as wh:
             statuses = wh.register_sweep(
-                grid.name, str(grid.path), grid.text, storage_uri, list(grid.axes), grid.trials
+                grid.name, str(grid.path.resolve()), grid.text, storage_uri, list(grid.axes), grid.trials
             )
         todo = [t for t in grid.trials if statuses[t.run_id] not in DONE_STATUSES]
         counts = Counter(statuses[t.run_id] for t in grid.trials if statuses[t.run_id] in DONE_STATUSES)
@@ -179,3 +150,42 @@ def run_sweep(
                         )
                         raise
     return SweepReport(grid.name, len(grid.trials), skipped, dict(counts), time.monotonic() - began)
+
+
+STORED_GRID = "select grid_path, grid_text, storage_uri from sweeps where name = $sweep"
+CANCEL_LEFTOVERS = """
+update runs set status = 'cancelled', ended_at = now()
+where sweep = $sweep and status in ('pending', 'running')
+"""
+
+
+def stored_grid(warehouse: Path, sweep: str) -> tuple[Grid, str]:
+    """The sweep's grid as it was submitted (validated again), and its storage URI."""
+    import tomllib
+
+    from rnnsweep.service.query import run_query
+    from rnnsweep.service.spec import build_grid
+
+    rows = run_query(warehouse, STORED_GRID, {"sweep": sweep}).to_pylist()
+    if not rows:
+        raise UserError(f"no sweep named {sweep!r} in {warehouse}; `rnnsweep status` lists them")
+    row = rows[0]
+    if not row["grid_text"]:
+        raise UserError(f"sweep {sweep!r} was imported, not trained by rnnsweep: there is nothing to resume")
+    grid = build_grid(tomllib.loads(row["grid_text"]), Path(row["grid_path"]), row["grid_text"], allow_large=True)
+    return grid, row["storage_uri"]
+
+
+def cancel_sweep(warehouse: Path, sweep: str) -> tuple[bool, int]:
+    """Stop a sweep: interrupt its driver if one runs, then mark what is left cancelled.
+
+    Returns (whether a driver was interrupted, runs marked cancelled here). Metrics logged
+    so far stay in the warehouse.
+    """
+    from rnnsweep.service.driver import interrupt_driver
+
+    stored_grid(warehouse, sweep)  # the sweep exists and is rnnsweep's own
+    interrupted = interrupt_driver(warehouse, sweep)
+    with driver_lock(warehouse, sweep), Warehouse.open(warehouse) as wh:
+        changed = wh.con.execute(CANCEL_LEFTOVERS, {"sweep": sweep}).fetchone()[0]
+    return interrupted, changed

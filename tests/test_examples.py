@@ -16,7 +16,6 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.usefixtures("local_
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-
 def labels_by(tmp_path, grid_file: str, columns: str) -> dict[tuple, str]:
     grid = load_grid(EXAMPLES / grid_file)
     warehouse = tmp_path / "wh.duckdb"

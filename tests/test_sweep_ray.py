@@ -39,7 +39,6 @@ batch_size = 32
 """
 
 
-
 def rows(warehouse, sql, params=None):
     return run_query(warehouse, sql, params).to_pylist()
 

@@ -2,6 +2,10 @@
 
 Run from the repository root:  python tests/corpus/make_corpus.py
 (`--only REGEX` trains just the matching runs and prints them, writing nothing: for tuning.)
+(`--holdout` builds the HELD-OUT corpus instead, into holdout/: other data, sizes, seeds, model
+mixes and fault strengths, the same classes, faults, traps and checks. It was made after the
+diagnosis rules were tuned on this corpus and must never be used for tuning; see "The
+held-out corpus" below and README.md.)
 
 Every run is trained in-process by rnnsweep's own code (`rnnsweep.jobs.entry.run_trial`,
 no Ray), so its metrics are exactly what a sweep would log. A healthy configuration is
@@ -195,6 +199,12 @@ INPUT_FAULTS: dict[str, Callable] = {
     "constant_inputs": lambda x, y, rng: (np.ones_like(x), y),
     "all_padding_inputs": _padding_only,
     "targets_x1e20": lambda x, y, rng: (x, y * 1e20),
+    # Held-out variants of the same families (other strengths, other corruptions).
+    "inputs_scaled_1e-7": lambda x, y, rng: (x * 1e-7, y),
+    "inputs_scaled_1e-5": lambda x, y, rng: (x * 1e-5, y),
+    "constant_inputs_-2": lambda x, y, rng: (np.full_like(x, -2.0), y),
+    "one_sequence_inputs": lambda x, y, rng: (np.broadcast_to(x[:1], x.shape).copy(), y),  # every row = row 0
+    "targets_x1e30": lambda x, y, rng: (x, y * 1e30),
 }
 TRAIN_ONLY_FAULTS: dict[str, Callable] = {
     "shuffled_labels": lambda x, y, rng: (x, rng.permutation(y)),
@@ -396,6 +406,167 @@ def overfitting_runs() -> list[Run]:
 
 def corpus() -> list[Run]:
     return healthy_runs() + l2_runs() + diverged_runs() + constant_output_runs() + overfitting_runs()
+
+
+# ---------------------------------------------------------------------------------------
+# The held-out corpus (`--holdout`, written to holdout/). Generated after the diagnosis rules
+# were tuned on the corpus above, and never to be used for tuning: it measures how they
+# generalise. The same classes, fault families, traps and manifestation checks, but other
+# data (data seeds 101+, other sizes and sequence lengths, 24-dim word vectors), other trial
+# seeds (101+), another mix of cells, directions and optimizers (RMSprop and SGD among the
+# healthy runs), and other fault strengths inside each family.
+
+HO_EVENTS = DataConfig(seed=101, n_train=768, n_val=320, seq_len=36, positive_rate=0.15)
+HO_EVENTS_EASY = DataConfig(seed=102, n_train=768, n_val=320, seq_len=24, positive_rate=0.4, noise=0.1)
+HO_WAVES = DataConfig(seed=103, n_train=1280, n_val=320, seq_len=24, noise=0.15)
+HO_WORDS = DataConfig(seed=104, n_train=1536, n_val=320, seq_len=12, target_dim=24)
+HO_WAVES_BIG = DataConfig(seed=105, n_train=5120, n_val=320, seq_len=24, noise=0.15)
+HO_WORDS_BIG = DataConfig(seed=106, n_train=6144, n_val=320, seq_len=12, target_dim=24)
+
+
+def ho_tiny(task: str, n_train: int, seed: int, noise: float) -> DataConfig:
+    """A tiny, noisy training set for the held-out overfitting runs (full-size validation)."""
+    if task == "word_vectors":
+        return DataConfig(seed=seed, n_train=n_train, n_val=320, seq_len=12, target_dim=24)
+    rate = {"positive_rate": 0.3} if task == "events" else {}
+    seq_len = 36 if task == "events" else 24
+    return DataConfig(seed=seed, n_train=n_train, n_val=320, seq_len=seq_len, noise=noise, **rate)
+
+
+HO_BASE = {
+    "ev_lstm_rms": trial("events", HO_EVENTS, cell="lstm", hidden=40, opt="rmsprop", lr=2e-3, epochs=8, seed=101),
+    "ev_gru_bi": trial("events", HO_EVENTS, hidden=24, bi=True, lr=8e-3, batch=48, epochs=8, seed=102),
+    "ev_rnn_sgd": trial(
+        "events", HO_EVENTS, cell="rnn", hidden=48, opt="sgd", lr=0.02, momentum=0.9, clip=1.0, epochs=10, seed=103
+    ),
+    "s4_lstm_bi": trial(
+        "sequences4", HO_WAVES, cell="lstm", hidden=40, bi=True, lr=8e-3, batch=32, epochs=10, seed=104
+    ),
+    "s4_rnn": trial("sequences4", HO_WAVES, cell="rnn", hidden=64, lr=3e-3, batch=32, clip=1.0, epochs=20, seed=105),
+    "s4_gru_sgd": trial(
+        "sequences4", HO_WAVES, hidden=40, opt="sgd", lr=0.1, momentum=0.9, batch=32, epochs=12, seed=106
+    ),
+    "wv_lstm_bi": trial("word_vectors", HO_WORDS, cell="lstm", hidden=48, bi=True, lr=8e-3, epochs=12, seed=107),
+    "wv_gru_rms": trial("word_vectors", HO_WORDS, hidden=80, opt="rmsprop", lr=3e-3, batch=32, epochs=16, seed=108),
+    "s4_lstm_big": trial("sequences4", HO_WAVES_BIG, cell="lstm", hidden=40, lr=8e-3, batch=64, epochs=3, seed=109),
+    "wv_gru_big": trial("word_vectors", HO_WORDS_BIG, hidden=56, lr=8e-3, epochs=3, seed=110),
+}
+
+
+def ho_healthy_runs() -> list[Run]:
+    plain = [Run(f"ho-healthy-{i:02d}", "healthy", "none", cfg) for i, cfg in enumerate(HO_BASE.values(), 1)]
+    traps = [
+        ("noisy", trial("events", HO_EVENTS, cell="lstm", hidden=40, lr=4e-3, batch=8, epochs=3, seed=111)),
+        ("noisy", trial("sequences4", HO_WAVES, cell="gru", hidden=40, bi=True, lr=8e-3, batch=8, epochs=4, seed=112)),
+        ("early_plateau", trial("events", HO_EVENTS_EASY, cell="gru", hidden=24, bi=True, lr=1e-2, pos_weight=1.5,
+                                epochs=14, seed=113)),
+        ("slow_learner", trial("events", HO_EVENTS, cell="gru", hidden=40, opt="rmsprop", lr=2e-4, batch=24,
+                               epochs=10, seed=115)),
+        ("high_but_stable_lr", trial("events", HO_EVENTS, cell="gru", hidden=40, lr=0.04, epochs=10, seed=116)),
+        ("high_but_stable_lr", trial("word_vectors", HO_WORDS, cell="gru", hidden=48, bi=True, lr=0.04, epochs=12,
+                                     seed=117)),
+        ("mild_l2", tweak(HO_BASE["s4_lstm_bi"], optimizer={"weight_decay": 3e-4})),
+    ]  # fmt: skip
+    first = len(plain) + 1
+    return plain + [
+        Run(f"ho-healthy-{i:02d}", "healthy", "none", cfg, trap=trap) for i, (trap, cfg) in enumerate(traps, first)
+    ]
+
+
+def ho_l2_runs() -> list[Run]:
+    plan = [
+        ("ev_lstm_rms", 0.08),
+        ("ev_gru_bi", 0.3),
+        ("ev_rnn_sgd", 0.15),
+        ("s4_lstm_bi", 0.07),
+        ("s4_rnn", 0.25),
+        ("s4_gru_sgd", 0.4),
+        ("wv_lstm_bi", 0.12),
+        ("wv_gru_rms", 2.0),
+    ]
+    return [
+        Run(
+            f"ho-l2_collapsed-{i:02d}",
+            "l2_collapsed",
+            f"strong_l2_{wd}",
+            tweak(HO_BASE[base], optimizer={"weight_decay": wd}),
+            twin=HO_BASE[base],
+        )
+        for i, (base, wd) in enumerate(plan, 1)
+    ]
+
+
+def ho_diverged_runs() -> list[Run]:
+    b5 = (0.5, 0.999)
+
+    def words(**kw):
+        return trial("word_vectors", HO_WORDS, **kw)
+
+    def waves(**kw):
+        return trial("sequences4", HO_WAVES, batch=32, **kw)
+
+    plan = [
+        # (a) non-finite
+        ("huge_lr_sgd", words(cell="lstm", hidden=48, bi=True, opt="sgd", lr=35.0, epochs=12, seed=121), ""),
+        ("huge_lr_sgd", words(cell="gru", hidden=56, opt="sgd", lr=40.0, epochs=12, seed=122), ""),
+        ("huge_lr_sgd", words(cell="rnn", hidden=48, bi=True, opt="sgd", lr=15.0, epochs=12, seed=129), ""),
+        ("targets_x1e30", HO_BASE["wv_gru_rms"], "targets_x1e30"),
+        # (b) finite
+        ("adam_beta1_0.5_high_lr", waves(cell="gru", hidden=40, bi=True, lr=0.12, betas=b5, epochs=12, seed=123), ""),
+        ("adam_beta1_0.5_high_lr", trial("events", HO_EVENTS, cell="lstm", hidden=40, bi=True, lr=0.08, betas=b5,
+                                         epochs=10, seed=124), ""),
+        ("rmsprop_high_lr", words(cell="lstm", hidden=48, opt="rmsprop", lr=0.3, epochs=10, seed=125), ""),
+        ("huge_lr_sgd", waves(cell="gru", hidden=40, opt="sgd", lr=8.0, epochs=6, seed=127), ""),
+        ("adam_high_lr_no_clip", waves(cell="gru", hidden=40, lr=0.06, epochs=10, seed=128), ""),
+    ]  # fmt: skip
+    return [
+        Run(f"ho-diverged-{i:02d}", "diverged", fault, cfg, data_fault=data_fault)
+        for i, (fault, cfg, data_fault) in enumerate(plan, 1)
+    ]
+
+
+def ho_constant_output_runs() -> list[Run]:
+    plan = [
+        ("ev_lstm_rms", "zeroed_inputs"),
+        ("ev_gru_bi", "inputs_scaled_1e-7"),
+        ("ev_rnn_sgd", "constant_inputs_-2"),
+        ("s4_lstm_bi", "inputs_scaled_1e-5"),
+        ("s4_rnn", "one_sequence_inputs"),
+        ("s4_lstm_big", "shuffled_labels"),
+        ("wv_lstm_bi", "all_padding_inputs"),
+        ("wv_gru_big", "shuffled_labels"),
+    ]
+    return [
+        Run(f"ho-constant_output-{i:02d}", "constant_output", fault, HO_BASE[base], data_fault=fault,
+            twin=HO_BASE[base])
+        for i, (base, fault) in enumerate(plan, 1)
+    ]  # fmt: skip
+
+
+def ho_overfitting_runs() -> list[Run]:
+    # (task, training sequences, cell, hidden, bidirectional, data seed, input noise, optimizer, lr, batch)
+    plan = [
+        ("events", 20, "lstm", 144, False, 201, 0.55, "adam", 1e-3, 4),  # batch 8, lr 4e-3: train loss unstable
+        ("events", 40, "gru", 112, True, 202, 0.45, "rmsprop", 2e-3, 8),
+        ("events", 28, "rnn", 160, False, 203, 0.7, "adam", 2e-3, 8),  # noise 0.6, hidden 128: only 1.20x
+        ("sequences4", 40, "lstm", 112, True, 204, 0.35, "adam", 4e-3, 8),
+        ("sequences4", 56, "gru", 176, False, 205, 0.4, "rmsprop", 2e-3, 8),
+        ("sequences4", 20, "rnn", 112, False, 206, 0.35, "adam", 2e-3, 8),
+        ("word_vectors", 40, "lstm", 144, False, 207, 0.0, "adam", 4e-3, 8),
+        ("word_vectors", 24, "gru", 192, True, 208, 0.0, "adam", 5e-3, 8),  # 16 words, rmsprop: only 1.21x
+    ]
+    runs = []
+    for i, (task, n, cell, hidden, bi, data_seed, noise, opt, lr, batch) in enumerate(plan, 1):
+        cfg = trial(
+            task, ho_tiny(task, n, data_seed, noise), cell=cell, hidden=hidden, bi=bi, opt=opt, lr=lr,
+            batch=batch, pos_weight=2.0, epochs=50, evals=1, seed=200 + i,
+        )  # fmt: skip
+        runs.append(Run(f"ho-overfitting-{i:02d}", "overfitting", f"tiny_train_set_{n}", cfg))
+    return runs
+
+
+def holdout_corpus() -> list[Run]:
+    return ho_healthy_runs() + ho_l2_runs() + ho_diverged_runs() + ho_constant_output_runs() + ho_overfitting_runs()
 
 
 # ---------------------------------------------------------------------------------------
@@ -640,8 +811,8 @@ LABELS_SCHEMA = pa.schema(
 )
 
 
-def write(table: pa.Table, name: str) -> None:
-    pq.write_table(table, HERE / name, compression="zstd", compression_level=9)
+def write(table: pa.Table, name: str, folder: Path = HERE) -> None:
+    pq.write_table(table, folder / name, compression="zstd", compression_level=9)
 
 
 # ---------------------------------------------------------------------------------------
@@ -652,9 +823,11 @@ def twin_names(runs: list[Run]) -> dict[str, str]:
     return {r.config.run_id: r.run_id for r in runs if r.label == "healthy"}
 
 
-def build(runs: list[Run], write_files: bool) -> None:
+def build(runs: list[Run], write_files: bool, folder: Path = HERE, every: list[Run] | None = None) -> None:
+    """Train `runs`, check them, and (if write_files) write the four files into `folder`.
+    `every`: the whole corpus the runs come from, to name the twins (default: the corpus)."""
     started = time.monotonic()
-    names = twin_names(corpus())
+    names = twin_names(corpus() if every is None else every)
     metrics, minimal, labels = [], [], []
     with tempfile.TemporaryDirectory(prefix="rnnsweep-corpus-") as tmp:
         trainer = Trainer(Path(tmp))
@@ -673,12 +846,13 @@ def build(runs: list[Run], write_files: bool) -> None:
             minimal.append(minimal_table(run.run_id, table, kind))
             flag = "" if ok else "   <-- NOT MANIFESTED"
             what = run.fault if run.trap == "none" else f"trap: {run.trap}"
-            print(f"{run.run_id:19s} {what:24s} {time.monotonic() - t0:5.1f}s  {evidence}{flag}", flush=True)
+            print(f"{run.run_id:22s} {what:24s} {time.monotonic() - t0:5.1f}s  {evidence}{flag}", flush=True)
     if write_files:
-        write(pa.concat_tables(metrics), "metrics.parquet")
-        write(pa.concat_tables(minimal), "metrics_minimal.parquet")
-        write(pa.Table.from_pylist([params_row(r) for r in runs], schema=PARAMS_SCHEMA), "params.parquet")
-        write(pa.Table.from_pylist(labels, schema=LABELS_SCHEMA), "labels.parquet")
+        folder.mkdir(exist_ok=True)
+        write(pa.concat_tables(metrics), "metrics.parquet", folder)
+        write(pa.concat_tables(minimal), "metrics_minimal.parquet", folder)
+        write(pa.Table.from_pylist([params_row(r) for r in runs], schema=PARAMS_SCHEMA), "params.parquet", folder)
+        write(pa.Table.from_pylist(labels, schema=LABELS_SCHEMA), "labels.parquet", folder)
     counts = {}
     for row in labels:
         counts[row["label"]] = counts.get(row["label"], 0) + 1
@@ -690,11 +864,15 @@ def build(runs: list[Run], write_files: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="train just the run_ids matching this regex; write nothing")
+    parser.add_argument(
+        "--holdout", action="store_true", help="the held-out corpus instead, written to holdout/ (never tune on it)"
+    )
     args = parser.parse_args(argv)
-    runs = corpus()
+    every = holdout_corpus() if args.holdout else corpus()
+    runs = every
     if args.only:
         runs = [r for r in runs if re.search(args.only, r.run_id)]
-    build(runs, write_files=not args.only)
+    build(runs, write_files=not args.only, folder=HERE / "holdout" if args.holdout else HERE, every=every)
     return 0
 
 
