@@ -16,7 +16,7 @@ from rnnsweep.service.warehouse import Warehouse
 from tests.conftest import tiny_trial
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = ["submit", "status", "query", "diagnose", "thresholds", "import", "report"]
+COMMANDS = ["submit", "resume", "cancel", "status", "query", "diagnose", "thresholds", "import", "report"]
 
 
 @pytest.fixture
