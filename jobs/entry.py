@@ -10,7 +10,7 @@ import socket
 import time
 
 from rnnsweep.jobs.config import TrialConfig
-from rnnsweep.jobs.metric_log import MetricLog, attempt_dir, claim_attempt, resolve_storage
+from rnnsweep.jobs.metric_log import MetricLog, attempt_dir, checkpoint_path, claim_attempt, resolve_storage
 
 
 def node_name() -> str:
@@ -29,6 +29,7 @@ def node_name() -> str:
 def run_trial(config: TrialConfig, storage_uri: str) -> dict:
     import torch
 
+    from rnnsweep.jobs import checkpoint
     from rnnsweep.jobs.train import train
 
     started_at = time.time()
@@ -38,8 +39,15 @@ def run_trial(config: TrialConfig, storage_uri: str) -> dict:
     attempt = claim_attempt(fs, base, config.sweep, run_id, node)
     log = MetricLog(fs, attempt_dir(base, config.sweep, run_id, attempt), run_id, attempt)
     use_gpu = config.resources.gpus_per_trial > 0 and torch.cuda.is_available()
+    saved = checkpoint_path(base, config.sweep, run_id)
     try:
-        outcome = train(config, log, "cuda" if use_gpu else "cpu")
+        outcome = train(
+            config,
+            log,
+            "cuda" if use_gpu else "cpu",
+            save_checkpoint=lambda state: checkpoint.save(fs, saved, state),
+            resume=checkpoint.load(fs, saved),  # an earlier attempt of this run died: go on from it
+        )
     finally:
         log.flush()  # a trial that raises keeps what it measured
     return {

@@ -6,6 +6,7 @@ file per (run, attempt, chunk):
     <storage>/<sweep>/<run_id>/attempt-000/started.json
     <storage>/<sweep>/<run_id>/attempt-000/chunk-00000.arrow
     ...
+    <storage>/<sweep>/<run_id>/checkpoint.pt     (training state at the last chunk)
 
 A chunk appears under its final name only when it is complete (write to a temporary name,
 fsync, rename; on object stores a PUT is atomic), so a worker killed mid-write leaves no
@@ -56,6 +57,11 @@ def attempt_dir(base: str, sweep: str, run_id: str, attempt: int) -> str:
     return f"{base}/{sweep}/{run_id}/attempt-{attempt:03d}"
 
 
+def checkpoint_path(base: str, sweep: str, run_id: str) -> str:
+    """One per run, shared by its attempts (see rnnsweep.jobs.checkpoint)."""
+    return f"{base}/{sweep}/{run_id}/checkpoint.pt"
+
+
 @dataclass(frozen=True)
 class ChunkFile:
     run_id: str
@@ -85,7 +91,7 @@ def read_chunk(fs: pafs.FileSystem, path: str) -> pa.Table:
         return pa.ipc.open_file(f).read_all()
 
 
-def _write_atomically(fs: pafs.FileSystem, path: str, payload: bytes) -> None:
+def write_atomically(fs: pafs.FileSystem, path: str, payload: bytes) -> None:
     if isinstance(fs, pafs.LocalFileSystem):
         tmp = f"{path}.tmp"
         with open(tmp, "wb") as f:
@@ -107,7 +113,7 @@ def claim_attempt(fs: pafs.FileSystem, base: str, sweep: str, run_id: str, node:
     directory = attempt_dir(base, sweep, run_id, attempt)
     fs.create_dir(directory, recursive=True)
     marker = {"attempt": attempt, "node": node, "started_at": time.time(), "pid": os.getpid()}
-    _write_atomically(fs, f"{directory}/started.json", json.dumps(marker).encode())
+    write_atomically(fs, f"{directory}/started.json", json.dumps(marker).encode())
     return attempt
 
 
@@ -154,7 +160,7 @@ class MetricLog:
         with pa.ipc.new_file(sink, METRIC_SCHEMA) as writer:
             writer.write_table(table)
         path = f"{self.directory}/chunk-{self.chunks_written:05d}.arrow"
-        _write_atomically(self.fs, path, sink.getvalue().to_pybytes())
+        write_atomically(self.fs, path, sink.getvalue().to_pybytes())
         self.chunks_written += 1
         for column in self._rows.values():
             column.clear()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -109,7 +110,15 @@ def eval_points(steps_per_epoch: int, evals_per_epoch: int) -> set[int]:
     return {round(steps_per_epoch * (j + 1) / n) - 1 for j in range(n)}
 
 
-def train(config: TrialConfig, log: MetricLog, device: str = "cpu") -> TrainOutcome:
+def train(
+    config: TrialConfig,
+    log: MetricLog,
+    device: str = "cpu",
+    save_checkpoint: Callable[[dict], None] | None = None,
+    resume: dict | None = None,
+) -> TrainOutcome:
+    """Train one trial, logging as it goes; with `resume` (a saved checkpoint), carry on from
+    it exactly. `save_checkpoint` receives the state each time a metric chunk is written."""
     # 1. Reproducibility and threads: one trial per `cpus_per_trial` cores.
     torch.manual_seed(config.seed)
     torch.set_num_threads(max(1, int(config.resources.cpus_per_trial)))
@@ -131,17 +140,30 @@ def train(config: TrialConfig, log: MetricLog, device: str = "cpu") -> TrainOutc
     evaluate_after = eval_points(steps_per_epoch, config.evals_per_epoch)
     clip = config.training.clip_grad_norm if config.training.clip_grad_norm > 0 else math.inf
 
-    # 4. Baseline evaluation, then the loop.
-    final = evaluate(model, loss_fn, x_val, y_val, data.kind)
-    baseline = {"target_std": instrument.target_std(y_val, data.kind)}
-    if data.kind != "regression":  # chance level for the diagnosis: 1/n_classes
-        baseline["n_classes"] = 2 if data.kind == "binary" else data.n_outputs
-    log.add(0, 0, final | baseline)
-    step, last_flush, flushed_at = 0, 0, time.monotonic()
-    seen_outputs, seen_targets = [], []
-    for epoch in range(1, config.epochs + 1):
-        permutation = torch.randperm(len(x_train), generator=order).to(dev)
-        for index in range(steps_per_epoch):
+    # 4. Start: a baseline evaluation, or the state a dead attempt saved.
+    if resume is None:
+        step, first_epoch, first_index, permutation, seen_outputs, seen_targets = 0, 1, 0, None, [], []
+        final = evaluate(model, loss_fn, x_val, y_val, data.kind)
+        baseline = {"target_std": instrument.target_std(y_val, data.kind)}
+        if data.kind != "regression":  # chance level for the diagnosis: 1/n_classes
+            baseline["n_classes"] = 2 if data.kind == "binary" else data.n_outputs
+        log.add(0, 0, final | baseline)
+    else:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        torch.set_rng_state(resume["torch_rng"])
+        order.set_state(resume["order_rng"])
+        step, first_epoch, first_index = resume["step"], resume["epoch"], resume["index"]
+        permutation = None if resume["permutation"] is None else resume["permutation"].to(dev)
+        seen_outputs, seen_targets, final = resume["seen_outputs"], resume["seen_targets"], resume["final"]
+
+    # 5. The loop.
+    last_flush, flushed_at = step, time.monotonic()
+    for epoch in range(first_epoch, config.epochs + 1):
+        if permutation is None:
+            permutation = torch.randperm(len(x_train), generator=order).to(dev)
+        for index in range(first_index, steps_per_epoch):
             rows = permutation[index * batch : (index + 1) * batch]
             xb, yb = x_train[rows], y_train[rows]
             outputs = model(xb)
@@ -175,5 +197,25 @@ def train(config: TrialConfig, log: MetricLog, device: str = "cpu") -> TrainOutc
             if step - last_flush >= CHUNK_STEPS or time.monotonic() - flushed_at >= CHUNK_SECONDS:
                 log.flush()
                 last_flush, flushed_at = step, time.monotonic()
+                if save_checkpoint is not None:
+                    # where the next attempt starts: this epoch's next batch, or the next epoch
+                    epoch_done = index + 1 == steps_per_epoch
+                    save_checkpoint(
+                        {
+                            "step": step,
+                            "epoch": epoch + 1 if epoch_done else epoch,
+                            "index": 0 if epoch_done else index + 1,
+                            "permutation": None if epoch_done else permutation.cpu(),
+                            "model": model.state_dict(),
+                            "optimizer": optimizer.state_dict(),
+                            "scheduler": scheduler.state_dict(),
+                            "torch_rng": torch.get_rng_state(),
+                            "order_rng": order.get_state(),
+                            "seen_outputs": seen_outputs,
+                            "seen_targets": seen_targets,
+                            "final": final,
+                        }
+                    )
+        permutation, first_index = None, 0
     log.flush()
     return TrainOutcome("finished", "", step, final)

@@ -48,6 +48,12 @@ def test_the_cli_starts_without_torch_or_ray():
     assert out.strip() == "[]"
 
 
+def test_the_driver_builds_its_ray_task_without_torch():
+    probe = "import sys, rnnsweep.jobs.entry, rnnsweep.service.submit; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
 def test_no_bare_service_or_jobs_package_is_importable():
     probe = "import importlib.util as u; print(u.find_spec('service'), u.find_spec('jobs'))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd="/").stdout

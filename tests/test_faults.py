@@ -172,7 +172,7 @@ def test_a_killed_driver_leaves_a_consistent_warehouse_and_resume_completes(grid
     assert_invariants(warehouse, finished=6)
 
 
-def test_a_worker_killed_mid_trial_is_retried_and_its_dead_attempt_leaves_no_duplicates(tmp_path):
+def test_a_worker_killed_mid_trial_resumes_from_its_checkpoint_and_leaves_no_duplicates(tmp_path):
     text = GRID.replace("lr = [0.001, 0.002, 0.003, 0.004, 0.005, 0.006]", "lr = [0.003, 0.004]").replace(
         "epochs = 6", "epochs = 10"
     )
@@ -188,7 +188,8 @@ def test_a_worker_killed_mid_trial_is_retried_and_its_dead_attempt_leaves_no_dup
         target=lambda: outcome.update(report=run_sweep(spec, warehouse, str(storage), show_progress=False))
     )
     worker.start()
-    wait_for(lambda: (attempt0 / "chunk-00000.arrow").exists(), every=0.05)
+    checkpoint = storage / "faulty" / victim.run_id / "checkpoint.pt"
+    wait_for(lambda: checkpoint.exists(), every=0.05)  # written right after the first chunk
     pid = json.loads((attempt0 / "started.json").read_text())["pid"]
     os.kill(pid, signal.SIGKILL)  # the Ray worker process running that trial, by its own pid
     worker.join(timeout=180)
@@ -197,7 +198,13 @@ def test_a_worker_killed_mid_trial_is_retried_and_its_dead_attempt_leaves_no_dup
     assert outcome["report"].counts == {"finished": 2}
     attempts = rows(warehouse, "select attempts from runs where run_id = $r", {"r": victim.run_id})
     assert attempts == [{"attempts": 2}]
-    assert rows(warehouse, "select distinct attempt from metrics where run_id = $r", {"r": victim.run_id}) == [
-        {"attempt": 1}
-    ]
+    # the retry went on from the checkpoint: the dead attempt's rows stand up to it, the new one's after
+    spans = rows(
+        warehouse,
+        "select attempt, min(step) as first, max(step) as last from metrics "
+        "where run_id = $r and metric = 'train_loss' group by attempt order by attempt",
+        {"r": victim.run_id},
+    )
+    assert [s["attempt"] for s in spans] == [0, 1]
+    assert spans[0]["first"] == 1 and spans[1]["first"] == spans[0]["last"] + 1 > 1
     assert_invariants(warehouse, finished=2)

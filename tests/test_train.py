@@ -183,3 +183,41 @@ def test_metric_log_chunks_are_atomic_and_attempts_are_claimed(tmp_path):
     second = read_chunk(fs, chunks[1].path).to_pylist()
     assert second[0]["chunk"] == 1 and second[0]["step"] == 2 and math.isnan(second[0]["value"])
     assert not list(tmp_path.rglob("chunk-00000.arrow.tmp"))
+
+
+def test_a_retried_attempt_resumes_from_the_checkpoint_and_draws_the_same_curve(tmp_path, monkeypatch):
+    from rnnsweep.jobs import checkpoint
+    from rnnsweep.jobs import train as train_module
+
+    monkeypatch.setattr(train_module, "CHUNK_STEPS", 5)  # a chunk and a checkpoint every 5 steps
+    trial = tiny_trial(
+        "sequences4",
+        top={"epochs": 3, "evals_per_epoch": 2},
+        model={"dropout": 0.3, "layers": 2},
+        training=TrainingConfig(batch_size=8),
+    )  # 64 sequences / 8 = 8 steps per epoch, 24 in all; dropout so the global RNG matters too
+    run_trial(trial, str(tmp_path / "reference"))
+    reference = {(r["step"], r["metric"]): r["value"] for r in logged(tmp_path / "reference", trial).to_pylist()}
+
+    real_save, saves = checkpoint.save, []
+
+    def save_then_die(fs, path, state):  # the worker dies right after its second checkpoint
+        real_save(fs, path, state)
+        saves.append(state["step"])
+        if len(saves) == 2:
+            raise SystemExit("killed")
+
+    monkeypatch.setattr(checkpoint, "save", save_then_die)
+    with pytest.raises(SystemExit):
+        run_trial(trial, str(tmp_path / "crashed"))
+    monkeypatch.setattr(checkpoint, "save", real_save)
+    summary = run_trial(trial, str(tmp_path / "crashed"))
+    assert summary["attempt"] == 1 and summary["status"] == "finished" and summary["steps"] == 24
+
+    rows = logged(tmp_path / "crashed", trial).to_pylist()
+    resumed_at = min(r["step"] for r in rows if r["attempt"] == 1)
+    assert resumed_at == saves[1] + 1 == 11  # went on from the checkpoint, not from step 1
+    kept = [r for r in rows if r["attempt"] == 1 or r["step"] < resumed_at]  # the warehouse's rule
+    merged = {(r["step"], r["metric"]): r["value"] for r in kept}
+    assert merged.keys() == reference.keys()
+    assert merged == pytest.approx(reference, rel=1e-6)
