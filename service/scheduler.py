@@ -141,11 +141,13 @@ class TrialRunner:
         ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0, fetch_local=False)
         ended = []
         for ref in ready:
-            trial = self.in_flight.pop(ref)
+            # Fetch before forgetting: an interrupt in between must leave the trial in flight,
+            # where cancel_all finds it, not lost between the two.
             try:
-                ended.append((trial, ray.get(ref), None))
+                result = (ray.get(ref), None)
             except ray.exceptions.RayError as e:
-                ended.append((trial, None, describe_failure(e)))
+                result = (None, describe_failure(e))
+            ended.append((self.in_flight.pop(ref), *result))
         return ended
 
     def cancel_all(self) -> list[str]:

@@ -21,6 +21,8 @@ from rnnsweep.service.spec import Grid
 from rnnsweep.service.warehouse import DONE_STATUSES, Warehouse
 
 LOAD_EVERY_SECONDS = 2.0  # how often metrics land while trials run
+SETTLE_QUIET_SECONDS = 1.0  # after a cancel: no new chunk for this long means the workers are gone
+SETTLE_LIMIT_SECONDS = 15.0
 OUTCOME_BATCH_SECONDS = 0.5  # ended runs wait at most this long to be recorded, so short
 # trials share one write window instead of opening the warehouse once each
 
@@ -73,6 +75,22 @@ class SweepLoader:
     def due(self) -> bool:
         waited = time.monotonic() - self.last_load
         return waited >= LOAD_EVERY_SECONDS or (bool(self.ended) and waited >= OUTCOME_BATCH_SECONDS)
+
+    def settle(
+        self, run_ids: list[str], quiet: float = SETTLE_QUIET_SECONDS, limit: float = SETTLE_LIMIT_SECONDS
+    ) -> None:
+        """Wait until no new chunk of these runs appears for `quiet` seconds (at most `limit`).
+
+        A cancelled task is reported gone before its worker is: one may still write a chunk.
+        """
+        deadline, last, since = time.monotonic() + limit, None, time.monotonic()
+        while time.monotonic() < deadline:
+            current = [len(list_chunks(self.fs, self.base, self.sweep, run_id)) for run_id in run_ids]
+            if current != last:
+                last, since = current, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return
+            time.sleep(0.2)
 
     def write(self, running: list[str], cancelled: list[str] = ()) -> list[dict]:
         """Load every new chunk of these runs and record what ended; returns the outcomes."""
@@ -144,6 +162,7 @@ def run_sweep(
                         counts.update(o["status"] for o in loader.write([]))
                     except KeyboardInterrupt:
                         cancelled = runner.cancel_all()
+                        loader.settle(cancelled)
                         loader.write([], cancelled=cancelled)
                         progress.log(
                             f"interrupted: {len(cancelled)} running trials cancelled, their metrics so far kept"
@@ -153,10 +172,7 @@ def run_sweep(
 
 
 STORED_GRID = "select grid_path, grid_text, storage_uri from sweeps where name = $sweep"
-CANCEL_LEFTOVERS = """
-update runs set status = 'cancelled', ended_at = now()
-where sweep = $sweep and status in ('pending', 'running')
-"""
+LEFTOVERS = "select run_id from runs where sweep = $sweep and status in ('pending', 'running')"
 
 
 def stored_grid(warehouse: Path, sweep: str) -> tuple[Grid, str]:
@@ -183,9 +199,13 @@ def cancel_sweep(warehouse: Path, sweep: str) -> tuple[bool, int]:
     so far stay in the warehouse.
     """
     from rnnsweep.service.driver import interrupt_driver
+    from rnnsweep.service.query import run_query
 
-    stored_grid(warehouse, sweep)  # the sweep exists and is rnnsweep's own
+    _, storage_uri = stored_grid(warehouse, sweep)  # the sweep exists and is rnnsweep's own
     interrupted = interrupt_driver(warehouse, sweep)
-    with driver_lock(warehouse, sweep), Warehouse.open(warehouse) as wh:
-        changed = wh.con.execute(CANCEL_LEFTOVERS, {"sweep": sweep}).fetchone()[0]
-    return interrupted, changed
+    with driver_lock(warehouse, sweep):
+        # Runs no driver accounts for any more (it died, or never started them): load what
+        # they logged, then mark them cancelled.
+        leftovers = run_query(warehouse, LEFTOVERS, {"sweep": sweep}).column("run_id").to_pylist()
+        SweepLoader(warehouse, storage_uri, sweep).write([], cancelled=leftovers)
+    return interrupted, len(leftovers)
