@@ -10,7 +10,14 @@ import socket
 import time
 
 from rnnsweep.jobs.config import TrialConfig
-from rnnsweep.jobs.metric_log import MetricLog, attempt_dir, checkpoint_path, claim_attempt, resolve_storage
+from rnnsweep.jobs.metric_log import (
+    MetricLog,
+    attempt_dir,
+    checkpoint_path,
+    claim_attempt,
+    resolve_storage,
+    write_outcome,
+)
 
 
 def node_name() -> str:
@@ -40,6 +47,7 @@ def run_trial(config: TrialConfig, storage_uri: str) -> dict:
     log = MetricLog(fs, attempt_dir(base, config.sweep, run_id, attempt), run_id, attempt)
     use_gpu = config.resources.gpus_per_trial > 0 and torch.cuda.is_available()
     saved = checkpoint_path(base, config.sweep, run_id)
+    summary = {"run_id": run_id, "attempt": attempt, "node": node, "started_at": started_at}
     try:
         outcome = train(
             config,
@@ -48,17 +56,21 @@ def run_trial(config: TrialConfig, storage_uri: str) -> dict:
             save_checkpoint=lambda state: checkpoint.save(fs, saved, state),
             resume=checkpoint.load(fs, saved),  # an earlier attempt of this run died: go on from it
         )
-    finally:
-        log.flush()  # a trial that raises keeps what it measured
-    return {
-        "run_id": run_id,
-        "attempt": attempt,
+    except Exception as error:
+        log.flush()  # a trial that raises keeps what it measured, and says why it ended
+        summary |= {"status": "failed", "error": f"{type(error).__name__}: {error}", "chunks": log.chunks_written}
+        write_outcome(fs, base, config.sweep, run_id, attempt, summary | {"ended_at": time.time()})
+        raise
+    log.flush()
+    summary |= {
         "status": outcome.status,
         "stop_reason": outcome.stop_reason,
         "steps": outcome.steps,
         "chunks": log.chunks_written,
-        "node": node,
-        "started_at": started_at,
         "ended_at": time.time(),
         "final": outcome.final,
     }
+    # Storage says how the attempt ended too, so a sweep can be read back from storage alone
+    # (`rnnsweep sync`), without the driver that ran it.
+    write_outcome(fs, base, config.sweep, run_id, attempt, summary)
+    return summary

@@ -6,7 +6,9 @@ file per (run, attempt, chunk):
     <storage>/<sweep>/<run_id>/attempt-000/started.json
     <storage>/<sweep>/<run_id>/attempt-000/chunk-00000.arrow
     ...
+    <storage>/<sweep>/<run_id>/attempt-000/outcome.json   (how the attempt ended)
     <storage>/<sweep>/<run_id>/checkpoint.pt     (training state at the last chunk)
+    <storage>/<sweep>/manifest.json              (grid text and every trial config)
 
 A chunk appears under its final name only when it is complete (write to a temporary name,
 fsync, rename; on object stores a PUT is atomic), so a worker killed mid-write leaves no
@@ -104,17 +106,58 @@ def write_atomically(fs: pafs.FileSystem, path: str, payload: bytes) -> None:
             f.write(payload)
 
 
+def list_attempts(fs: pafs.FileSystem, base: str, sweep: str, run_id: str) -> list[int]:
+    """Attempt numbers a run has claimed, in order (an attempt may have written nothing else)."""
+    selector = pafs.FileSelector(f"{base}/{sweep}/{run_id}", recursive=False, allow_not_found=True)
+    return sorted(int(m[1]) for info in fs.get_file_info(selector) if (m := _ATTEMPT_DIR.match(info.base_name)))
+
+
 def claim_attempt(fs: pafs.FileSystem, base: str, sweep: str, run_id: str, node: str) -> int:
     """Take the next attempt number for a run and leave a marker saying who took it."""
-    run_dir = f"{base}/{sweep}/{run_id}"
-    selector = pafs.FileSelector(run_dir, recursive=False, allow_not_found=True)
-    taken = [int(m[1]) for info in fs.get_file_info(selector) if (m := _ATTEMPT_DIR.match(info.base_name))]
-    attempt = max(taken, default=-1) + 1
+    attempt = max(list_attempts(fs, base, sweep, run_id), default=-1) + 1
     directory = attempt_dir(base, sweep, run_id, attempt)
     fs.create_dir(directory, recursive=True)
     marker = {"attempt": attempt, "node": node, "started_at": time.time(), "pid": os.getpid()}
     write_atomically(fs, f"{directory}/started.json", json.dumps(marker).encode())
     return attempt
+
+
+def write_outcome(fs: pafs.FileSystem, base: str, sweep: str, run_id: str, attempt: int, summary: dict) -> None:
+    """How an attempt ended (status, steps, chunks written, node, times, error), beside its chunks."""
+    payload = json.dumps(summary, default=float).encode()
+    write_atomically(fs, f"{attempt_dir(base, sweep, run_id, attempt)}/outcome.json", payload)
+
+
+def read_outcomes(fs: pafs.FileSystem, base: str, sweep: str, run_id: str) -> dict[int, dict]:
+    """attempt -> its outcome.json, for the attempts that wrote one."""
+    run_dir = f"{base}/{sweep}/{run_id}"
+    selector = pafs.FileSelector(run_dir, recursive=True, allow_not_found=True)
+    outcomes = {}
+    for info in fs.get_file_info(selector):
+        parent, _, name = info.path.rpartition("/")
+        match = _ATTEMPT_DIR.match(parent.rpartition("/")[2])
+        if name == "outcome.json" and match:
+            with fs.open_input_file(info.path) as f:
+                outcomes[int(match[1])] = json.loads(f.read())
+    return outcomes
+
+
+def manifest_path(base: str, sweep: str) -> str:
+    """The sweep's own description in storage: grid text and every resolved trial config."""
+    return f"{base}/{sweep}/manifest.json"
+
+
+def write_manifest(fs: pafs.FileSystem, base: str, sweep: str, manifest: dict) -> None:
+    fs.create_dir(f"{base}/{sweep}", recursive=True)
+    write_atomically(fs, manifest_path(base, sweep), json.dumps(manifest).encode())
+
+
+def read_manifest(fs: pafs.FileSystem, base: str, sweep: str) -> dict | None:
+    path = manifest_path(base, sweep)
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with fs.open_input_file(path) as f:
+        return json.loads(f.read())
 
 
 @dataclass

@@ -88,6 +88,13 @@ def submit(
     warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
     fmt: FormatOption = OutputFormat.table,
     quiet: QuietOption = False,
+    detach: Annotated[
+        bool,
+        typer.Option(
+            "--detach",
+            help="Run the sweep as a Ray Job on the cluster at --address (its job server, http://HEAD:8265) and return.",
+        ),
+    ] = False,
 ) -> None:
     """Expand GRID into trials and train the ones not finished yet on Ray; metrics land in the warehouse."""
     from rnnsweep.service.spec import load_grid
@@ -101,8 +108,31 @@ def submit(
                 f"{len(spec.trials)} trials, axes: {axes}. Dry run: nothing submitted.", highlight=False
             )
             return
-        storage_uri = storage or str((warehouse.parent / "logs").resolve())
+        storage_uri = absolute_storage(storage or spec.storage) or default_storage(warehouse)
+        if detach:
+            if not address:
+                raise UserError(
+                    "--detach needs --address: the cluster's job server, e.g. http://127.0.0.1:8265 through `ray dashboard`"
+                )
+            from rnnsweep.service.detach import submit_detached
+
+            job, new = submit_detached(spec, warehouse, storage_uri, address, max_in_flight)
+            said = "submitted as" if new else "already running as"
+            stderr_console().print(
+                f"sweep {spec.name} {said} Ray job {job.job_id}; follow it: rnnsweep attach {spec.name}",
+                highlight=False,
+            )
+            return
         _run_and_report(spec, warehouse, storage_uri, address, num_cpus, max_in_flight, fmt, quiet)
+
+
+def default_storage(warehouse: Path) -> str:
+    return str((warehouse.parent / "logs").resolve())
+
+
+def absolute_storage(uri: str | None) -> str | None:
+    """A local storage path made absolute: workers (and a Ray Job's driver) run in other directories."""
+    return uri if not uri or "://" in uri else str(Path(uri).expanduser().resolve())
 
 
 def _run_and_report(spec, warehouse: Path, storage_uri: str, address, num_cpus, max_in_flight, fmt, quiet) -> None:
@@ -158,6 +188,60 @@ def cancel(
         stderr_console().print(f"sweep {sweep}: {what}; {marked} more runs marked cancelled", highlight=False)
 
 
+@app.command(epilog="Example: rnnsweep sync l2-vs-lr --storage s3://my-bucket/rnnsweep")
+def sync(
+    sweep: Annotated[str, typer.Argument(help="The sweep to bring into this warehouse.", show_default=False)],
+    storage: Annotated[
+        Optional[str],
+        typer.Option(
+            help="The sweep's storage (path or URI; default: where this warehouse last saw it, else beside it)."
+        ),
+    ] = None,
+    warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Load a sweep's metric logs from its storage (e.g. written by a cluster) into this warehouse; again any time."""
+    from rnnsweep.service.sync import sync_sweep
+
+    with user_errors():
+        uri = absolute_storage(storage) or reports.stored_storage(warehouse, sweep) or default_storage(warehouse)
+        report = sync_sweep(warehouse, sweep, uri)
+        stderr_console().print(
+            f"synced {report.sweep} from {uri}: {report.runs} runs, {report.ended} ended, {report.running} running",
+            highlight=False,
+        )
+        write_table(reports.sweep_runs(warehouse, sweep), fmt)
+
+
+@app.command(epilog="Example: rnnsweep attach l2-vs-lr   (after rnnsweep submit grid.toml --detach --address ...)")
+def attach(
+    sweep: Annotated[str, typer.Argument(help="A sweep submitted with --detach.", show_default=False)],
+    warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
+    fmt: FormatOption = OutputFormat.table,
+    quiet: QuietOption = False,
+) -> None:
+    """Follow a detached sweep to its end, syncing its metrics into this warehouse as they land."""
+    from rnnsweep.service.detach import attach as follow
+    from rnnsweep.service.progress import SweepProgress
+
+    with user_errors():
+        try:
+            with SweepProgress(sweep, total=0, enabled=not quiet) as progress:
+                status, tail = follow(warehouse, sweep, progress=lambda r: progress.show_sync(r))
+        except KeyboardInterrupt:
+            # Loads are transactional per chunk, so stopping mid-sync loses nothing.
+            stderr_console().print(
+                f"stopped following; the sweep goes on on the cluster: rnnsweep attach {sweep}", highlight=False
+            )
+            raise typer.Exit(130) from None
+        stderr_console().print(
+            f"Ray job ended {status}" + (f"; its last lines:\n{tail}" if tail else ""), highlight=False
+        )
+        write_table(reports.sweep_runs(warehouse, sweep), fmt)
+        if status != "SUCCEEDED":
+            raise typer.Exit(1)
+
+
 @app.command(epilog="Example: rnnsweep status   or   rnnsweep status l2-vs-lr")
 def status(
     sweep: Annotated[Optional[str], typer.Argument(help="A sweep's name: list its runs.", show_default=False)] = None,
@@ -167,6 +251,12 @@ def status(
     """Sweeps and their runs by state (pending, running, finished, failed, stopped, cancelled)."""
     with user_errors():
         write_table(reports.sweep_runs(warehouse, sweep) if sweep else reports.sweeps(warehouse), fmt)
+        if sweep:
+            from rnnsweep.service.detach import describe_job, latest_job
+
+            job = latest_job(warehouse, sweep)
+            if job is not None:
+                stderr_console().print(describe_job(job), highlight=False)
 
 
 @app.command(

@@ -44,5 +44,9 @@ class SweepProgress:
         states = f"running {running} · failed {failed} · stopped {stopped}"
         self._progress.update(self._task, completed=done, states=states)
 
+    def show_sync(self, report) -> None:
+        """Progress of a detached sweep, from what the last sync found in storage."""
+        self._progress.update(self._task, total=report.runs, completed=report.ended, states=f"running {report.running}")
+
     def log(self, message: str) -> None:
         self._progress.console.print(message)

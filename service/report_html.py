@@ -12,7 +12,7 @@ import html
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rnnsweep.service.diagnose import LABELS, diagnose
@@ -78,7 +78,7 @@ def build_report(warehouse: Path, sweep: str, overrides: dict[str, float] | None
 
 def _page(sweep: str, sweep_row: dict, runs: list[Run], columns: list[str], curves: dict) -> str:
     counts = Counter(r.label for r in runs)
-    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     badges = "".join(
         f'<span class="badge" style="background:{COLORS[label]}">{label} {counts[label]}</span>'
         for label in LABELS

@@ -77,6 +77,14 @@ def label_summary(results: pa.Table) -> str:
     return " · ".join(f"{label} {n}" for label, n in counts.most_common())
 
 
+def stored_storage(warehouse: Path, sweep: str) -> str | None:
+    """The storage URI a sweep was last seen with in this warehouse, if any."""
+    if not warehouse.exists():
+        return None
+    rows = run_query(warehouse, "select storage_uri from sweeps where name = $sweep", {"sweep": sweep}).to_pylist()
+    return rows[0]["storage_uri"] or None if rows else None
+
+
 def sweeps(warehouse: Path) -> pa.Table:
     return run_query(warehouse, SWEEPS)
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import difflib
 import itertools
 import math
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tomllib
 from pydantic import Field, ValidationError
 
 from rnnsweep.jobs.config import (
@@ -38,6 +38,7 @@ class SweepSection(Section):
     """[sweep]: what the sweep is called, which task, and the per-trial schedule."""
 
     name: str = Field("", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # default: file name
+    storage: str = ""  # where metric logs go: a path or s3://, gs://... (default: beside the warehouse)
     task: TaskName = "events"
     seeds: int = Field(0, ge=0)  # a list of seeds is an axis, like any other list
     epochs: int = Field(10, gt=0)
@@ -52,7 +53,8 @@ SECTIONS: dict[str, type[Section]] = {
     "training": TrainingConfig,
     "resources": ResourcesConfig,
 }
-SINGLE_VALUED = {("sweep", "name")}
+SINGLE_VALUED = {("sweep", "name"), ("sweep", "storage")}
+SWEEP_ONLY = {("sweep", "name"), ("sweep", "storage")}  # describe the sweep, not a trial
 PAIR_VALUED = {("optimizer", "betas")}
 
 
@@ -63,6 +65,7 @@ class Grid:
     text: str
     axes: dict[str, list]  # "optimizer.lr" -> its values, only keys with 2 or more values
     trials: list[TrialConfig]
+    storage: str = ""  # [sweep] storage, made absolute when it is a path; "" = the default
 
 
 def load_grid(path: str | Path, allow_large: bool = False) -> Grid:
@@ -126,7 +129,10 @@ def build_grid(raw: dict, path: Path, text: str = "", allow_large: bool = False)
                 f"{label}: grid expands to {size:,} trials ({shape}); pass --yes to submit more than {MAX_TRIALS_WITHOUT_YES:,}"
             ]
         )
-    return Grid(name, path, text, axes, list(_expand(name, values)))
+    storage = _single(values, ("sweep", "storage"), "")
+    if storage and "://" not in storage:
+        storage = str((path.parent / storage).resolve())
+    return Grid(name, path, text, axes, list(_expand(name, values)), storage)
 
 
 def _validate_key(label: str, section: str, key: str, value: Any, errors: list[str]) -> list:
@@ -248,7 +254,7 @@ def _expand(name: str, values: dict[tuple[str, str], list]):
         (s, k)
         for s, model in SECTIONS.items()
         for k in model.model_fields
-        if (s, k) in values and (s, k) != ("sweep", "name")
+        if (s, k) in values and (s, k) not in SWEEP_ONLY
     ]
     for combination in itertools.product(*(values[k] for k in keys)):
         chosen = dict(zip(keys, combination, strict=True))

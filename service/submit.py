@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rnnsweep.jobs.config import TrialConfig
-from rnnsweep.jobs.metric_log import list_chunks, resolve_storage
+from rnnsweep.jobs.metric_log import list_chunks, resolve_storage, write_manifest
 from rnnsweep.service.driver import driver_lock
 from rnnsweep.service.errors import UserError
 from rnnsweep.service.progress import SweepProgress
@@ -37,17 +37,17 @@ class SweepReport:
 
 
 def outcome_of(trial: TrialConfig, summary: dict | None, error: str | None, attempts: int) -> dict:
-    if summary is not None:
+    if summary is not None:  # from the Ray task, or an attempt's outcome.json in storage
         return {
             "run_id": trial.run_id,
             "status": summary["status"],
             "attempt": summary["attempt"],
-            "node": summary["node"],
-            "started_at": summary["started_at"],
-            "ended_at": summary["ended_at"],
-            "steps": summary["steps"],
-            "stop_reason": summary["stop_reason"] or None,
-            "error": None,
+            "node": summary.get("node"),
+            "started_at": summary.get("started_at"),
+            "ended_at": summary.get("ended_at"),
+            "steps": summary.get("steps"),
+            "stop_reason": summary.get("stop_reason") or None,
+            "error": summary.get("error"),
         }
     return {
         "run_id": trial.run_id,
@@ -106,7 +106,7 @@ class SweepLoader:
             for trial, summary, error in ended:
                 attempts = len({c.attempt for c in chunks if c.run_id == trial.run_id})
                 outcome = outcome_of(trial, summary, error, attempts)
-                if summary is not None:
+                if summary is not None and summary["status"] != "failed":
                     have = sum(1 for r, a, _ in loaded if r == trial.run_id and a == summary["attempt"])
                     if have != summary["chunks"]:
                         outcome |= {
@@ -118,6 +118,19 @@ class SweepLoader:
             wh.mark_cancelled(list(cancelled))
         self.last_load = time.monotonic()
         return outcomes
+
+
+def publish_manifest(grid: Grid, storage_uri: str) -> None:
+    """Describe the sweep in its storage, so `rnnsweep sync` can rebuild it anywhere."""
+    fs, base = resolve_storage(storage_uri)
+    manifest = {
+        "name": grid.name,
+        "grid_path": str(grid.path.resolve()),
+        "grid_text": grid.text,
+        "axes": list(grid.axes),
+        "trials": [t.model_dump(mode="json") for t in grid.trials],
+    }
+    write_manifest(fs, base, grid.name, manifest)
 
 
 def run_sweep(
@@ -137,6 +150,7 @@ def run_sweep(
             statuses = wh.register_sweep(
                 grid.name, str(grid.path.resolve()), grid.text, storage_uri, list(grid.axes), grid.trials
             )
+        publish_manifest(grid, storage_uri)
         todo = [t for t in grid.trials if statuses[t.run_id] not in DONE_STATUSES]
         counts = Counter(statuses[t.run_id] for t in grid.trials if statuses[t.run_id] in DONE_STATUSES)
         skipped = sum(counts.values())

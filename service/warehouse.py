@@ -66,6 +66,13 @@ create table if not exists metrics (
     metric  varchar not null,
     value   double                    -- NaN and Inf are values, not missing rows
 );
+create table if not exists sweep_jobs (
+    job_id       varchar primary key, -- Ray Job submission id of a detached sweep
+    sweep        varchar not null,
+    address      varchar not null,    -- the Ray job server it went to
+    storage_uri  varchar not null,
+    submitted_at timestamp not null
+);
 create table if not exists threshold_overrides (
     name   varchar primary key,       -- a name from the thresholds view
     value  double not null,

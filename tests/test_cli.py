@@ -16,7 +16,19 @@ from rnnsweep.service.warehouse import Warehouse
 from tests.conftest import tiny_trial
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = ["submit", "resume", "cancel", "status", "query", "diagnose", "thresholds", "import", "report"]
+COMMANDS = [
+    "submit",
+    "resume",
+    "cancel",
+    "sync",
+    "attach",
+    "status",
+    "query",
+    "diagnose",
+    "thresholds",
+    "import",
+    "report",
+]
 
 
 @pytest.fixture
@@ -130,3 +142,23 @@ def test_csv_writes_list_columns_as_json_text(cli, warehouse):
     result = cli("query", "select [0.9, 0.999]::double[] as betas, {'a': 1} as s, 2 as n", "-w", warehouse, "-f", "csv")
     assert result.exit_code == 0
     assert result.stdout.splitlines() == ['"betas","s","n"', '"[0.9, 0.999]","{""a"": 1}",2']
+
+
+def test_detach_refuses_what_a_cluster_could_not_run_before_contacting_it(cli, tmp_path):
+    import numpy as np
+
+    grid = ROOT / "examples" / "quickstart.toml"
+    warehouse = tmp_path / "wh.duckdb"
+    alone = cli("submit", grid, "--detach", "-w", warehouse)
+    assert alone.exit_code == 2 and "--detach needs --address" in alone.stderr
+    remote = "http://10.0.0.9:8265"  # never contacted: each check comes first
+    local = cli("submit", grid, "--detach", "--address", remote, "--storage", tmp_path / "logs", "-w", warehouse)
+    assert local.exit_code == 2 and f"{tmp_path / 'logs'} is a path on this machine" in local.stderr
+
+    np.savez(tmp_path / "seqs.npz", x=np.random.default_rng(0).normal(size=(40, 5, 3)), y=np.arange(40) % 2)
+    (tmp_path / "file.toml").write_text('[sweep]\ntask = "file"\n[data]\npath = "seqs.npz"\n')
+    relative = cli(
+        "submit", tmp_path / "file.toml", "--detach", "--address", remote, "--storage", "s3://b/x", "-w", warehouse
+    )
+    assert relative.exit_code == 2 and "data.path: 'seqs.npz' is relative to this grid file" in relative.stderr
+    assert not warehouse.exists()  # refused before anything was written

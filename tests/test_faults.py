@@ -144,8 +144,15 @@ def test_cancel_stops_a_sweep_keeps_its_metrics_and_resume_finishes_it(grid, tmp
     # what the cancelled trials logged before they stopped is all in the warehouse
     fs, base = resolve_storage(str(tmp_path / "logs"))
     for run in rows(warehouse, "select run_id from runs where status = 'cancelled'"):
-        on_disk = [(c.attempt, c.chunk, read_chunk(fs, c.path).num_rows) for c in list_chunks(fs, base, "faulty", run["run_id"])]
-        ledger = rows(warehouse, "select attempt, chunk, rows from metric_chunks where run_id = $r order by all", {"r": run["run_id"]})
+        on_disk = [
+            (c.attempt, c.chunk, read_chunk(fs, c.path).num_rows)
+            for c in list_chunks(fs, base, "faulty", run["run_id"])
+        ]
+        ledger = rows(
+            warehouse,
+            "select attempt, chunk, rows from metric_chunks where run_id = $r order by all",
+            {"r": run["run_id"]},
+        )
         loaded = rows(warehouse, "select count(*) as n from metrics where run_id = $r", {"r": run["run_id"]})[0]["n"]
         assert on_disk == [(r["attempt"], r["chunk"], r["rows"]) for r in ledger]
         assert loaded == sum(n for _, _, n in on_disk)
