@@ -59,9 +59,11 @@ final as (
         cast(config ->> '$.training.lr_step_epochs' as integer) as lr_step_epochs,
         cast(config ->> '$.training.lr_gamma' as double) as lr_gamma,
         cast(config ->> '$.training.pos_weight' as double) as pos_weight,
+        config ->> '$.training.early_stop' as early_stop,
         cast(config ->> '$.resources.cpus_per_trial' as double) as cpus_per_trial,
         cast(config ->> '$.resources.gpus_per_trial' as double) as gpus_per_trial,
-        cast(config ->> '$.resources.max_retries' as integer) as max_retries
+        cast(config ->> '$.resources.max_retries' as integer) as max_retries,
+        cast(config ->> '$.resources.pack_size' as integer) as pack_size
     from source
 )
 select * from final;

@@ -7,7 +7,8 @@
 -- at least two of them), its last
 -- window, and the first non-finite step; sigma_max_hh and pred_std also
 -- as unordered lists of {step, value} windows, for onsets (a filter and a min, no sort). Joined with the hyper-parameters the fixes refer to, and
--- with the chance level of the run's score.
+-- with the chance level of the run's score. A trial the early stop ended (training.early_stop
+-- logged early_stopped) carries that step and its stop_reason.
 create or replace view run_features as
 with curves as (
     select * from run_curves
@@ -69,6 +70,13 @@ pivoted as (
     from per_metric
     group by run_id
 ),
+early_stops as (
+    select metrics.run_id, min(metrics.step) as early_stop_step, any_value(runs.stop_reason) as early_stop_reason
+    from metrics
+    join runs using (run_id)
+    where metrics.metric = 'early_stopped'
+    group by metrics.run_id
+),
 params as (
     select run_id, sweep, task_kind, n_classes, optimizer, lr, beta1, weight_decay, weight_decay_on, clip_grad_norm, lr_schedule
     from run_params
@@ -81,8 +89,11 @@ final as (
             when coalesce(params.task_kind, '') = 'regression' or pivoted.has_r2 then 0.0
             when coalesce(params.n_classes, pivoted.logged_n_classes) >= 2 then 1.0 / coalesce(params.n_classes, pivoted.logged_n_classes)
         end as chance_score,
-        pivoted.* exclude (run_id, logged_n_classes, has_r2)
+        pivoted.* exclude (run_id, logged_n_classes, has_r2),
+        early_stops.early_stop_step,
+        early_stops.early_stop_reason
     from params
     join pivoted using (run_id)
+    left join early_stops using (run_id)
 )
 select * from final;

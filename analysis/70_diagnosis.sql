@@ -5,7 +5,8 @@
 -- prediction spread; medium: by the shape of the loss curves; low: by hyper-parameters and
 -- flat curves only), the step where the symptom began, the evidence (metric, value,
 -- threshold, and a sentence) and a concrete fix. Rules, first match wins:
---   1 diverged         a loss or gradient went NaN/Inf
+--   1 diverged         a loss or gradient went NaN/Inf, or the early stop ended the trial
+--                      (training.early_stop = "diverged" logged early_stopped)
 --   2 l2_collapsed     sigma_max(W_hh) < 1 and falling, and the run did not learn or ran
 --                      under strong L2 (runs that learn grow W_hh); without sigma: the
 --                      weight norm halved and the run did not learn
@@ -95,6 +96,7 @@ labelled as (
         list_max(list_transform(list_filter(pred_std_series, lambda w: w.value >= pred_std_floor), lambda w: w.step)) as pred_std_last_varied,
         case
             when nonfinite_step is not null then 'diverged:nonfinite'
+            when early_stop_step is not null then 'diverged:early_stop'
             when (not_learning or weight_decay >= l2_strong) and sigma_collapsed then 'l2_collapsed:weights'
             when not_learning and sigma_last is null and weights_shrank then 'l2_collapsed:weights'
             when not_learning and weight_decay >= l2_strong and coalesce(pred_std_last < pred_std_floor, true) then 'l2_collapsed:params'
@@ -113,7 +115,7 @@ explained as (
         *,
         split_part(rule, ':', 1) as label,
         case
-            when rule in ('diverged:nonfinite', 'l2_collapsed:weights', 'constant_output:spread') then 'high'
+            when rule in ('diverged:nonfinite', 'diverged:early_stop', 'l2_collapsed:weights', 'constant_output:spread') then 'high'
             when rule = 'l2_collapsed:params' and pred_std_last is not null then 'medium'
             when rule = 'constant_output:flat' and score_best is not null then 'medium'
             when rule in ('l2_collapsed:params', 'constant_output:flat') then 'low'
@@ -122,6 +124,7 @@ explained as (
         end as confidence,
         case rule
             when 'diverged:nonfinite' then nonfinite_step
+            when 'diverged:early_stop' then early_stop_step
             when 'l2_collapsed:weights' then coalesce(
                 list_min(list_transform(list_filter(sigma_series, lambda w: w.value < collapse_sigma), lambda w: w.step)),
                 train_loss_best_step)
@@ -137,6 +140,7 @@ explained as (
         end as onset_step,
         case rule
             when 'diverged:nonfinite' then nonfinite_metric
+            when 'diverged:early_stop' then 'train_loss'
             when 'l2_collapsed:weights' then case when sigma_last is not null then 'sigma_max_hh' else 'weight_norm' end
             when 'l2_collapsed:params' then 'weight_decay'
             when 'constant_output:spread' then 'pred_std'
@@ -147,6 +151,7 @@ explained as (
             when 'constant_output:flat' then coalesce(score_name, 'val_loss')
         end as metric,
         case rule
+            when 'diverged:early_stop' then train_loss_final
             when 'l2_collapsed:weights' then coalesce(sigma_last, weight_norm_last)
             when 'l2_collapsed:params' then weight_decay
             when 'constant_output:spread' then pred_std_last
@@ -178,6 +183,10 @@ final as (
         onset_step,
         case rule
             when 'diverged:nonfinite' then printf('%s became NaN/Inf at step %d', nonfinite_metric, nonfinite_step)
+            when 'diverged:early_stop' then concat_ws('; ',
+                printf('stopped early at step %d (training.early_stop), %s', early_stop_step,
+                    coalesce(early_stop_reason, 'its training loss diverged')),
+                printf('train loss best %.3g (step %d), %.3g over the last 20%% of the run', train_loss_best, train_loss_best_step, train_loss_final))
             when 'l2_collapsed:weights' then concat_ws('; ',
                 case when sigma_last is not null
                     then printf('sigma_max(W_hh) fell from %.3g to %.3g, below %g: memory fades geometrically', sigma_first, sigma_last, collapse_sigma)

@@ -68,12 +68,17 @@ class TrainingConfig(Section):
     lr_step_epochs: int = Field(10, gt=0)  # step schedule: multiply lr by lr_gamma every N epochs
     lr_gamma: float = Field(0.1, gt=0, le=1)
     pos_weight: float = Field(1.0, gt=0)  # binary tasks: loss weight of the positive class
+    # "diverged": stop a trial once its training loss has clearly diverged (jobs/early_stop.py)
+    early_stop: Literal["off", "diverged"] = "off"
 
 
 class ResourcesConfig(Section):
     cpus_per_trial: float = Field(1.0, gt=0)  # Ray resources; fractions allowed
     gpus_per_trial: float = Field(0.0, ge=0)
     max_retries: int = Field(2, ge=0)  # Ray re-runs a trial whose worker or node died
+    # Trials of one shape train as one fused model, this many per Ray task: 0 = chosen from
+    # the device and model size, 1 = never packed (`--no-pack` too).
+    pack_size: int = Field(0, ge=0, le=1024)
 
 
 class TrialConfig(Section):
@@ -102,5 +107,9 @@ def run_id_of(config: TrialConfig) -> str:
     moving a sweep from 1 CPU to a GPU re-uses its finished runs.
     """
     identity = config.model_dump(mode="json", exclude={"resources"})
+    # early_stop came later: left "off", it is not part of the identity, so every run_id
+    # computed before it existed stays the same and old sweeps resume onto their runs.
+    if identity["training"]["early_stop"] == "off":
+        del identity["training"]["early_stop"]
     canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]

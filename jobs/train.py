@@ -7,6 +7,8 @@ Metrics (long format, one row per step and metric; see README "Warehouse tables"
                          train_acc over the batches since the last evaluation, weight_norm,
                          sigma_max_hh*, pred_std, update_ratio
   at a non-finite loss   the NaN/Inf itself and nonfinite = 1, then the trial stops
+  at an early stop       early_stopped = 1 beside that evaluation's metrics, then the trial
+                         stops (training.early_stop = "diverged", see jobs/early_stop.py)
 Evaluation also runs once at step 0, so every curve has its untrained baseline; step 0 also
 logs target_std, the spread of the validation labels/targets that pred_std is compared with,
 and n_classes for classifiers.
@@ -24,6 +26,7 @@ from torch import nn
 
 from rnnsweep.jobs import instrument
 from rnnsweep.jobs.config import TrialConfig
+from rnnsweep.jobs.early_stop import watch_for
 from rnnsweep.jobs.metric_log import MetricLog
 from rnnsweep.jobs.model import SequenceModel, make_optimizer
 from rnnsweep.jobs.tasks import TaskData, load_task
@@ -35,7 +38,7 @@ EVAL_BATCH = 1024
 
 @dataclass(frozen=True)
 class TrainOutcome:
-    status: str  # "finished", or "stopped" when the loss or gradient went non-finite
+    status: str  # "finished", or "stopped": the loss or gradient went non-finite, or it diverged (early stop)
     stop_reason: str
     steps: int
     final: dict[str, float]  # the last evaluation's metrics
@@ -139,6 +142,8 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, steps_per_epoch))
     evaluate_after = eval_points(steps_per_epoch, config.evals_per_epoch)
     clip = config.training.clip_grad_norm if config.training.clip_grad_norm > 0 else math.inf
+    watch = watch_for(config.training)  # early stop; None when off
+    window_loss, window_steps = 0.0, 0  # train loss summed since the last evaluation, for the watch
 
     # 4. Start: a baseline evaluation, or the state a dead attempt saved.
     if resume is None:
@@ -157,6 +162,9 @@ def train(
         step, first_epoch, first_index = resume["step"], resume["epoch"], resume["index"]
         permutation = None if resume["permutation"] is None else resume["permutation"].to(dev)
         seen_outputs, seen_targets, final = resume["seen_outputs"], resume["seen_targets"], resume["final"]
+        window_loss, window_steps = resume.get("window_loss", 0.0), resume.get("window_steps", 0)
+        if watch is not None and resume.get("watch") is not None:
+            watch.restore(resume["watch"])
 
     # 5. The loop.
     last_flush, flushed_at = step, time.monotonic()
@@ -184,6 +192,7 @@ def train(
             optimizer.step()
             scheduler.step()
             log.add(step, epoch, {"train_loss": loss.item(), "grad_norm": grad_norm, "lr": lr})
+            window_loss, window_steps = window_loss + loss.item(), window_steps + 1
             if data.kind != "regression":
                 seen_outputs.append(outputs.detach())
                 seen_targets.append(yb)
@@ -193,7 +202,12 @@ def train(
                 if seen_outputs:
                     final |= task_scores(torch.cat(seen_outputs), torch.cat(seen_targets), data.kind, "train")
                     seen_outputs, seen_targets = [], []
-                log.add(step, epoch, final)
+                reason = watch.observe(window_loss / window_steps) if watch is not None else None
+                window_loss, window_steps = 0.0, 0
+                log.add(step, epoch, final | ({"early_stopped": 1.0} if reason else {}))
+                if reason:
+                    log.flush()
+                    return TrainOutcome("stopped", reason, step, final)
             if step - last_flush >= CHUNK_STEPS or time.monotonic() - flushed_at >= CHUNK_SECONDS:
                 log.flush()
                 last_flush, flushed_at = step, time.monotonic()
@@ -214,6 +228,9 @@ def train(
                             "seen_outputs": seen_outputs,
                             "seen_targets": seen_targets,
                             "final": final,
+                            "window_loss": window_loss,
+                            "window_steps": window_steps,
+                            "watch": None if watch is None else watch.state(),
                         }
                     )
         permutation, first_index = None, 0

@@ -40,7 +40,14 @@ AddressOption = Annotated[
 ]
 NumCpusOption = Annotated[Optional[int], typer.Option(help="CPUs for the local Ray (default: all).", min=1)]
 MaxInFlightOption = Annotated[
-    Optional[int], typer.Option(help="Most trials queued on Ray at once (default: 2x what fits).", min=1)
+    Optional[int],
+    typer.Option(help="Most Ray tasks (trials or packs) queued at once (default: 2x what runs at once).", min=1),
+]
+NoPackOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-pack", help="Train every trial in its own Ray task, never fused with others of its shape into a pack."
+    ),
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
@@ -81,6 +88,7 @@ def submit(
     address: AddressOption = None,
     num_cpus: NumCpusOption = None,
     max_in_flight: MaxInFlightOption = None,
+    no_pack: NoPackOption = False,
     storage: Annotated[
         Optional[str],
         typer.Option(help="Where metric logs go: a path or a pyarrow URI (default: beside the warehouse)."),
@@ -116,14 +124,14 @@ def submit(
                 )
             from rnnsweep.service.detach import submit_detached
 
-            job, new = submit_detached(spec, warehouse, storage_uri, address, max_in_flight)
+            job, new = submit_detached(spec, warehouse, storage_uri, address, max_in_flight, pack=not no_pack)
             said = "submitted as" if new else "already running as"
             stderr_console().print(
                 f"sweep {spec.name} {said} Ray job {job.job_id}; follow it: rnnsweep attach {spec.name}",
                 highlight=False,
             )
             return
-        _run_and_report(spec, warehouse, storage_uri, address, num_cpus, max_in_flight, fmt, quiet)
+        _run_and_report(spec, warehouse, storage_uri, address, num_cpus, max_in_flight, not no_pack, fmt, quiet)
 
 
 def default_storage(warehouse: Path) -> str:
@@ -135,11 +143,15 @@ def absolute_storage(uri: str | None) -> str | None:
     return uri if not uri or "://" in uri else str(Path(uri).expanduser().resolve())
 
 
-def _run_and_report(spec, warehouse: Path, storage_uri: str, address, num_cpus, max_in_flight, fmt, quiet) -> None:
+def _run_and_report(
+    spec, warehouse: Path, storage_uri: str, address, num_cpus, max_in_flight, pack: bool, fmt, quiet
+) -> None:
     """Train what is missing of a grid, then print its runs best-first and a summary."""
     from rnnsweep.service.submit import run_sweep
 
-    report = run_sweep(spec, warehouse, storage_uri, address, num_cpus, max_in_flight, show_progress=not quiet)
+    report = run_sweep(
+        spec, warehouse, storage_uri, address, num_cpus, max_in_flight, show_progress=not quiet, pack=pack
+    )
     results = reports.sweep_results(warehouse, spec)
     labels = reports.label_summary(results)
     if fmt is OutputFormat.table and results.num_rows > RESULT_ROWS_SHOWN:
@@ -162,6 +174,7 @@ def resume(
     address: AddressOption = None,
     num_cpus: NumCpusOption = None,
     max_in_flight: MaxInFlightOption = None,
+    no_pack: NoPackOption = False,
     warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
     fmt: FormatOption = OutputFormat.table,
     quiet: QuietOption = False,
@@ -171,7 +184,7 @@ def resume(
 
     with user_errors():
         spec, storage_uri = stored_grid(warehouse, sweep)
-        _run_and_report(spec, warehouse, storage_uri, address, num_cpus, max_in_flight, fmt, quiet)
+        _run_and_report(spec, warehouse, storage_uri, address, num_cpus, max_in_flight, not no_pack, fmt, quiet)
 
 
 @app.command(epilog="Example: rnnsweep cancel quickstart   (then rnnsweep resume quickstart to go on)")

@@ -64,7 +64,7 @@ def submission_id(grid: Grid, storage_uri: str) -> str:
 
 
 def submit_detached(
-    grid: Grid, warehouse: Path, storage_uri: str, address: str, max_in_flight: int | None = None
+    grid: Grid, warehouse: Path, storage_uri: str, address: str, max_in_flight: int | None = None, pack: bool = True
 ) -> tuple[DetachedJob, bool]:
     """Submit the sweep as a Ray Job; returns the job and whether it was newly submitted."""
     from rnnsweep.service.submit import publish_manifest
@@ -88,7 +88,7 @@ def submit_detached(
         publish_manifest(grid, storage_uri)
         with tempfile.TemporaryDirectory() as folder:
             (Path(folder) / "grid.toml").write_text(grid.text)
-            entrypoint = job_entrypoint(grid, job_id, storage_uri, max_in_flight)
+            entrypoint = job_entrypoint(grid, job_id, storage_uri, max_in_flight, pack)
             client.submit_job(
                 entrypoint=entrypoint,
                 submission_id=job_id,
@@ -112,7 +112,9 @@ def _check_data_paths_travel(grid: Grid) -> None:
             )
 
 
-def job_entrypoint(grid: Grid, job_id: str, storage_uri: str, max_in_flight: int | None = None) -> str:
+def job_entrypoint(
+    grid: Grid, job_id: str, storage_uri: str, max_in_flight: int | None = None, pack: bool = True
+) -> str:
     """The job's shell command.
 
     It works in a scratch folder of its own, copying the grid out of Ray's working_dir first:
@@ -128,6 +130,7 @@ def job_entrypoint(grid: Grid, job_id: str, storage_uri: str, max_in_flight: int
         f"rnnsweep sync {grid.name} --storage {storage} -w warehouse.duckdb --format csv > /dev/null && "
         f"rnnsweep submit grid.toml --storage {storage} -w warehouse.duckdb --quiet --format csv"
         + (f" --max-in-flight {max_in_flight}" if max_in_flight else "")
+        + ("" if pack else " --no-pack")
         + "; "
         f"code=$?; cd / && rm -rf {scratch}; exit $code"
     )

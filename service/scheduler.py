@@ -1,4 +1,4 @@
-"""Running trials on Ray: one task per trial, bounded in flight, results in completion order.
+"""Running trials on Ray: one task per trial or per pack, bounded in flight, results in completion order.
 
 Ray reuses worker processes between tasks of the same function, so torch is imported once
 per worker, not once per trial. Ray re-runs a task whose worker or node died (up to
@@ -70,8 +70,8 @@ def check_fits(trials: list[TrialConfig]) -> None:
         )
 
 
-def default_max_in_flight(trials: list[TrialConfig]) -> int:
-    """Twice the trials the cluster can run at once: workers never idle, the queue stays short."""
+def task_slots(trials: list[TrialConfig]) -> int:
+    """How many of these trials' tasks the cluster runs at once."""
     import ray
 
     total = ray.cluster_resources()
@@ -81,26 +81,28 @@ def default_max_in_flight(trials: list[TrialConfig]) -> int:
         if any(t.resources.gpus_per_trial for t in trials)
         else float("inf"),
     )
-    return max(1, int(2 * slots))
+    return max(1, int(slots))
 
 
 @dataclass
 class TrialRunner:
-    """Feeds trials to Ray and collects what comes back; knows nothing of the warehouse."""
+    """Feeds units of work (a trial, or a pack of trials trained as one) to Ray and collects
+    what comes back, per trial; knows nothing of the warehouse."""
 
-    trials: list[TrialConfig]
+    units: list[list[TrialConfig]]
     storage_uri: str
-    max_in_flight: int
+    max_in_flight: int  # units, not trials
     queue: deque = field(init=False)
-    in_flight: dict = field(init=False, default_factory=dict)  # ObjectRef -> TrialConfig
+    in_flight: dict = field(init=False, default_factory=dict)  # ObjectRef -> list[TrialConfig]
 
     def __post_init__(self):
         import ray
 
-        from rnnsweep.jobs.entry import run_trial
+        from rnnsweep.jobs.entry import run_pack, run_trial
 
-        self.queue = deque(self.trials)
-        self._remote = ray.remote(run_trial)
+        self.queue = deque(self.units)
+        self._trial = ray.remote(run_trial)
+        self._pack = ray.remote(run_pack)
 
     @property
     def busy(self) -> bool:
@@ -108,21 +110,27 @@ class TrialRunner:
 
     @property
     def running_run_ids(self) -> list[str]:
-        return [t.run_id for t in self.in_flight.values()]
+        return [t.run_id for unit in self.in_flight.values() for t in unit]
 
     def submit_more(self) -> list[str]:
         started = []
         while self.queue and len(self.in_flight) < self.max_in_flight:
-            trial = self.queue.popleft()
-            ref = self._remote.options(
-                num_cpus=trial.resources.cpus_per_trial,
-                num_gpus=trial.resources.gpus_per_trial,
-                max_retries=trial.resources.max_retries,
-                retry_exceptions=False,
-                name=f"trial-{trial.run_id}",
-            ).remote(trial, self.storage_uri)
-            self.in_flight[ref] = trial
-            started.append(trial.run_id)
+            unit = self.queue.popleft()
+            first = unit[0]
+            options = {
+                "num_cpus": first.resources.cpus_per_trial,
+                "num_gpus": first.resources.gpus_per_trial,
+                "max_retries": first.resources.max_retries,
+                "retry_exceptions": False,
+            }
+            if len(unit) == 1:
+                ref = self._trial.options(**options, name=f"trial-{first.run_id}").remote(first, self.storage_uri)
+            else:
+                ref = self._pack.options(**options, name=f"pack-{first.run_id}+{len(unit) - 1}").remote(
+                    unit, self.storage_uri
+                )
+            self.in_flight[ref] = unit
+            started += [t.run_id for t in unit]
         return started
 
     def wait(self, timeout: float) -> list[tuple[TrialConfig, dict | None, str | None]]:
@@ -133,21 +141,24 @@ class TrialRunner:
             time.sleep(min(timeout, 0.05))
             return []
         refs = list(self.in_flight)
-        # Wake at the first trial that ends, then take every other one already done, so
-        # the queue is topped up at once instead of draining while slower trials finish.
+        # Wake at the first unit that ends, then take every other one already done, so
+        # the queue is topped up at once instead of draining while slower units finish.
         first, _ = ray.wait(refs, num_returns=1, timeout=timeout, fetch_local=False)
         if not first:
             return []
         ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0, fetch_local=False)
         ended = []
         for ref in ready:
-            # Fetch before forgetting: an interrupt in between must leave the trial in flight,
+            # Fetch before forgetting: an interrupt in between must leave the unit in flight,
             # where cancel_all finds it, not lost between the two.
+            unit = self.in_flight[ref]
             try:
-                result = (ray.get(ref), None)
+                result = ray.get(ref)
+                summaries = result if isinstance(result, list) else [result]
+                ended += [(t, s, None) for t, s in zip(unit, summaries, strict=True)]
             except ray.exceptions.RayError as e:
-                result = (None, describe_failure(e))
-            ended.append((self.in_flight.pop(ref), *result))
+                ended += [(t, None, describe_failure(e)) for t in unit]
+            del self.in_flight[ref]
         return ended
 
     def cancel_all(self) -> list[str]:

@@ -141,8 +141,10 @@ def run_sweep(
     num_cpus: int | None = None,
     max_in_flight: int | None = None,
     show_progress: bool = True,
+    pack: bool = True,
 ) -> SweepReport:
-    from rnnsweep.service.scheduler import TrialRunner, check_fits, default_max_in_flight, ray_session
+    from rnnsweep.service.packing import plan_packs
+    from rnnsweep.service.scheduler import TrialRunner, check_fits, ray_session, task_slots
 
     began = time.monotonic()
     with driver_lock(warehouse, grid.name):
@@ -157,7 +159,9 @@ def run_sweep(
         if todo:
             with ray_session(address, num_cpus):
                 check_fits(todo)
-                runner = TrialRunner(todo, storage_uri, max_in_flight or default_max_in_flight(todo))
+                slots = task_slots(todo)
+                # Twice what runs at once by default: workers never idle, the queue stays short.
+                runner = TrialRunner(plan_packs(todo, slots, pack), storage_uri, max_in_flight or 2 * slots)
                 loader = SweepLoader(warehouse, storage_uri, grid.name)
                 with SweepProgress(grid.name, len(grid.trials), enabled=show_progress) as progress:
                     if skipped:

@@ -32,6 +32,7 @@ def test_worker_code_never_imports_the_driver_side():
 def test_driver_code_uses_only_the_job_contracts():
     contracts = {
         "rnnsweep.jobs.config",
+        "rnnsweep.jobs.shapes",  # which trials can share a pack (pydantic only, no torch)
         "rnnsweep.jobs.metric_log",
         "rnnsweep.jobs.entry",
         "rnnsweep.jobs.tasks.user_file",

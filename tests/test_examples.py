@@ -48,6 +48,9 @@ def test_seed001_a_too_high_lr_loses_the_signal_clipping_or_a_lower_lr_keeps_it(
     }
 
 
-def test_seed002_high_lr_with_beta1_half_rises_again_either_fix_holds(tmp_path):
+def test_seed002_high_lr_with_beta1_half_rises_again_a_lower_lr_fixes_it(tmp_path):
     found = labels_by(tmp_path, "seed002_loss_rises.toml", "lr, beta1")
-    assert found == {(0.1, 0.5): "diverged", (0.1, 0.9): "healthy", (0.01, 0.5): "healthy", (0.01, 0.9): "healthy"}
+    # (0.1, 0.9) is left out: at lr 0.1 Adam is chaotic, and whether that run recovers
+    # depends on float rounding (packed and unpacked runs part ways after ~30 steps).
+    del found[(0.1, 0.9)]
+    assert found == {(0.1, 0.5): "diverged", (0.01, 0.5): "healthy", (0.01, 0.9): "healthy"}

@@ -151,3 +151,57 @@ def test_trials_that_need_a_gpu_are_refused_before_anything_runs(tmp_path):
     assert rows(tmp_path / "wh.duckdb", "select status, count(*) as n from runs group by all") == [
         {"status": "pending", "n": 1}
     ]
+
+
+PACKED_GRID = """
+[sweep]
+name = "packed"
+task = "events"
+epochs = 2
+seeds = [0, 1]
+[data]
+n_train = 96
+n_val = 32
+seq_len = 12
+n_features = 2
+[model]
+cell = "gru"
+hidden = 8
+bidirectional = true
+[optimizer]
+lr = [0.01, 0.001, 0.03]
+weight_decay = [0.0, 0.01]
+[training]
+batch_size = 32
+"""
+
+
+def test_trials_of_one_shape_train_in_packs_and_land_as_their_own_runs(tmp_path):
+    grid = tmp_path / "grid.toml"
+    grid.write_text(PACKED_GRID)
+    spec = load_grid(grid)
+    packed, alone = tmp_path / "packed.duckdb", tmp_path / "alone.duckdb"
+    run_sweep(spec, packed, str(tmp_path / "packed-logs"), show_progress=False)
+    run_sweep(spec, alone, str(tmp_path / "alone-logs"), show_progress=False, pack=False)
+
+    outcomes = [
+        json.loads(p.read_text()) for p in (tmp_path / "packed-logs" / "packed").glob("*/attempt-*/outcome.json")
+    ]
+    assert len(outcomes) == 12 and all(o["status"] == "finished" for o in outcomes)
+    assert {o["pack_size"] for o in outcomes} <= set(range(2, 13))  # packed, at least two packs for 2 CPUs
+    assert len({(o["started_at"], o["pack_size"]) for o in outcomes}) >= 2
+    assert (
+        not list((tmp_path / "alone-logs" / "packed").glob("*/attempt-*/outcome.json"))[0]
+        .read_text()
+        .count("pack_size")
+    )
+
+    curve = "select run_id, step, metric, value from metrics order by all"
+    packed_rows, alone_rows = rows(packed, curve), rows(alone, curve)
+    assert [(r["run_id"], r["step"], r["metric"]) for r in packed_rows] == [
+        (r["run_id"], r["step"], r["metric"]) for r in alone_rows
+    ]
+    assert [r["value"] for r in packed_rows] == pytest.approx([r["value"] for r in alone_rows], rel=1e-3, abs=1e-5)
+    assert rows(packed, "select count(*) as n, min(status) as s, max(attempts) as a from runs") == [
+        {"n": 12, "s": "finished", "a": 1}
+    ]

@@ -1,0 +1,58 @@
+"""Which trials train together: grouping a sweep's trials into packs (one Ray task each).
+
+Trials pack when they share a shape (rnnsweep.jobs.shapes.pack_key). The pack size is
+`resources.pack_size` when set, else chosen from the device and the model: enough members
+that one fused step carries about a budget of multiply-adds (small models pack more), but
+never so few packs that Ray slots sit idle. Measured on a 2-core CPU (benchmarks/packs.py),
+fusion gains most up to ~8 members of a small bidirectional GRU and flattens after; a GPU
+keeps gaining far longer, since a small RNN leaves it mostly idle.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+from rnnsweep.jobs.config import TrialConfig
+from rnnsweep.jobs.shapes import GATES, pack_key
+
+MAX_PACK = 64
+STEP_BUDGET = {"cpu": 1.5e8, "gpu": 1e10}  # multiply-adds per fused optimizer step
+
+
+def step_work(config: TrialConfig) -> float:
+    """Multiply-adds of one member's forward step: batch x time x gates x H x (inputs + H), per layer and direction."""
+    m, d = config.model, 2 if config.model.bidirectional else 1
+    features = config.data.n_features if config.task != "word_vectors" else 27  # one-hot characters
+    per_layer = [features] + [m.hidden * d] * (m.layers - 1)
+    macs = sum(GATES[m.cell] * m.hidden * (inputs + m.hidden) * d for inputs in per_layer)
+    return config.training.batch_size * config.data.seq_len * macs
+
+
+def auto_pack_size(config: TrialConfig) -> int:
+    device = "gpu" if config.resources.gpus_per_trial > 0 else "cpu"
+    return max(1, min(MAX_PACK, int(STEP_BUDGET[device] // max(step_work(config), 1.0))))
+
+
+def plan_packs(trials: list[TrialConfig], slots: int, enabled: bool = True) -> list[list[TrialConfig]]:
+    """Trials grouped into units of work, each a Ray task: singles, or packs of one shape.
+
+    `slots`: how many tasks the cluster runs at once; a group is split into at least that
+    many packs (when it has that many trials), so packing never leaves a CPU idle.
+    """
+    groups: dict[str, list[TrialConfig]] = defaultdict(list)
+    units: list[list[TrialConfig]] = []
+    for trial in trials:
+        key = pack_key(trial) if enabled and trial.resources.pack_size != 1 else None
+        if key is None:
+            units.append([trial])
+        else:
+            groups[key].append(trial)
+    for members in groups.values():
+        chosen = members[0].resources.pack_size or auto_pack_size(members[0])
+        count = max(math.ceil(len(members) / chosen), min(len(members), max(1, slots)))
+        if members[0].resources.pack_size:  # the user's size is a size, not a minimum count
+            count = math.ceil(len(members) / chosen)
+        size = math.ceil(len(members) / count)
+        units += [members[i : i + size] for i in range(0, len(members), size)]
+    return units

@@ -1,0 +1,333 @@
+"""Pathology-aware early stop (`training.early_stop = "diverged"`, jobs/early_stop.py).
+
+The hard requirement: no healthy run of the test corpus (tests/corpus and its held-out set)
+is ever stopped. It is proven by replaying the rule over every stored run's per-step
+train_loss, cut into the windows between its evaluations, as the training loop feeds them.
+Then the rule on made-up sequences, the real loop (a run that blows up stops, with its
+reason, the same run without the option trains to the end, and a resumed attempt watches on
+from its checkpoint), run_ids that must not change, and the diagnosis of a stopped run."""
+
+from __future__ import annotations
+
+import io
+import math
+import random
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+from pydantic import ValidationError
+
+from rnnsweep.jobs.config import OptimizerConfig, TrainingConfig, TrialConfig
+from rnnsweep.jobs.early_stop import FACTOR, PATIENCE, DivergenceWatch, watch_for
+from rnnsweep.jobs.entry import run_trial
+from rnnsweep.jobs.metric_log import list_chunks, resolve_storage
+from rnnsweep.jobs.train import train
+from tests.conftest import tiny_trial
+
+CORPUS = Path(__file__).parent / "corpus"
+FOLDERS = {"corpus": CORPUS, "holdout": CORPUS / "holdout"}
+HEALTHY_RUNS = {"corpus": 28, "holdout": 17}
+# Diverged runs the defaults stop, measured: corpus diverged-08, -09, -10, -13 (of its 8
+# finite divergences; the other 7 went NaN/Inf, which the loop stops on by itself);
+# held-out ho-diverged-05, -09 (of 5 finite).
+CAUGHT = {"corpus": 4, "holdout": 2}
+
+
+# -- the corpus replay -------------------------------------------------------------------
+
+
+def window_losses(folder: Path) -> dict[str, list[float]]:
+    """Per run, the mean train_loss of the steps since the previous evaluation, at each
+    evaluation after step 0 (the steps where val_loss is logged): what train() feeds the watch."""
+    table = pq.read_table(folder / "metrics.parquet", columns=["run_id", "step", "metric", "value"])
+    losses: dict[str, dict[int, float]] = {}
+    evaluations: dict[str, list[int]] = {}
+    for row in table.to_pylist():
+        if row["metric"] == "train_loss":
+            losses.setdefault(row["run_id"], {})[row["step"]] = row["value"]
+        elif row["metric"] == "val_loss" and row["step"] > 0:
+            evaluations.setdefault(row["run_id"], []).append(row["step"])
+    windows = {}
+    for run_id, steps in losses.items():
+        previous, means = 0, []
+        for evaluation in sorted(evaluations.get(run_id, [])):
+            window = [steps[s] for s in range(previous + 1, evaluation + 1) if s in steps]
+            assert len(window) == evaluation - previous, (run_id, evaluation)  # every step is logged
+            means.append(sum(window) / len(window))
+            previous = evaluation
+        windows[run_id] = means
+    return windows
+
+
+def replay(windows: list[float], watch: DivergenceWatch) -> int | None:
+    """The evaluation (0-based) at which the watch stops this run, or None."""
+    for index, loss in enumerate(windows):
+        if watch.observe(loss) is not None:
+            return index
+    return None
+
+
+@pytest.fixture(scope="module")
+def corpora() -> dict[str, tuple[dict[str, str], dict[str, list[float]]]]:
+    """corpus name -> ({run_id: label}, {run_id: window losses})"""
+    found = {}
+    for name, folder in FOLDERS.items():
+        labels = {r["run_id"]: r["label"] for r in pq.read_table(folder / "labels.parquet").to_pylist()}
+        windows = window_losses(folder)
+        assert set(windows) == set(labels)
+        found[name] = labels, windows
+    return found
+
+
+def stopped_runs(corpora, name: str, make_watch=DivergenceWatch) -> dict[str, list[str]]:
+    labels, windows = corpora[name]
+    stopped: dict[str, list[str]] = {}
+    for run_id in sorted(labels):
+        if replay(windows[run_id], make_watch()) is not None:
+            stopped.setdefault(labels[run_id], []).append(run_id)
+    return stopped
+
+
+@pytest.mark.parametrize("name", sorted(FOLDERS))
+def test_no_healthy_corpus_run_is_ever_stopped(corpora, name):
+    labels, windows = corpora[name]
+    healthy = [r for r, label in labels.items() if label == "healthy"]
+    assert len(healthy) == HEALTHY_RUNS[name]
+    assert min(len(windows[r]) for r in healthy) >= 6  # every one has a curve to judge
+    assert stopped_runs(corpora, name).get("healthy", []) == []
+
+
+@pytest.mark.parametrize("name", sorted(FOLDERS))
+def test_it_stops_diverged_runs_and_nothing_else(corpora, name):
+    labels, windows = corpora[name]
+    stopped = stopped_runs(corpora, name)
+    assert set(stopped) <= {"diverged"}, stopped  # no overfitting, collapsed or constant run either
+    caught = stopped.get("diverged", [])
+    assert len(caught) >= CAUGHT[name], caught
+    for run_id in caught:  # ... and each before its end, so capacity was freed
+        assert replay(windows[run_id], DivergenceWatch()) < len(windows[run_id]) - 1
+
+
+@pytest.mark.parametrize("name", sorted(FOLDERS))
+def test_each_guard_alone_would_keep_the_healthy_runs(corpora, name):
+    """What early_stop.py's docstring promises: the margin is double. Beside the first-window
+    condition, a factor of 2 suffices with no patience, and patience 2 with almost any factor."""
+    assert stopped_runs(corpora, name, lambda: DivergenceWatch(factor=FACTOR, patience=1)).get("healthy", []) == []
+    assert stopped_runs(corpora, name, lambda: DivergenceWatch(factor=1.01, patience=PATIENCE)).get("healthy", []) == []
+    # and the defaults are not so loose that they would stop nothing: lowering them catches more
+    loose = stopped_runs(corpora, name, lambda: DivergenceWatch(factor=1.5, patience=1))
+    assert len(loose.get("diverged", [])) > CAUGHT[name]
+
+
+# -- the rule on made-up sequences -------------------------------------------------------
+
+
+def first_stop(losses: list[float], **kwargs) -> tuple[int, str] | None:
+    watch = DivergenceWatch(**kwargs)
+    for index, loss in enumerate(losses):
+        reason = watch.observe(loss)
+        if reason is not None:
+            return index, reason
+    return None
+
+
+def test_a_loss_that_rises_past_its_start_and_stays_is_stopped():
+    stop = first_stop([1.0, 0.5, 0.3, 0.7, 1.2, 1.5, 1.6])
+    assert stop is not None
+    index, reason = stop
+    assert index == 5  # 1.2 and 1.5: twice the best 0.3 and above the first 1.0, two in a row
+    assert reason == (
+        "diverged: train loss 1.5 is 5x its best (0.3) and no lower than at its first evaluation (1), "
+        "for 2 evaluations in a row"
+    )
+    assert "\n" not in reason
+
+
+def test_noisy_but_healthy_curves_are_left_alone():
+    noise = random.Random(0)
+    for _ in range(50):
+        falling = [0.05 + 0.9 * math.exp(-0.2 * i) for i in range(40)]
+        assert first_stop([v * noise.uniform(0.5, 1.5) for v in falling]) is None
+
+
+def test_a_slow_learner_stuck_at_its_start_is_left_alone():
+    stuck = [0.693 + 0.01 * ((-1) ** i) for i in range(20)] + [0.6, 0.5, 0.4]
+    assert first_stop(stuck) is None
+
+
+def test_a_spike_that_recovers_is_left_alone_but_the_streak_counts_again():
+    spikes = [1.0, 0.4, 0.3, 1.5, 0.35, 0.3, 1.4, 0.3, 2.0, 0.25]
+    assert first_stop(spikes) is None
+    stop = first_stop([*spikes, 1.1, 1.2])
+    assert stop is not None and stop[0] == 11
+    assert first_stop([*spikes, 1.1, 0.4, 1.2]) is None  # not in a row
+
+
+def test_below_the_start_is_never_divergence():
+    # 10x its best, but still better than the first window: a run that learned something
+    assert first_stop([5.0, 0.1, 1.0, 1.0, 1.0, 1.0]) is None
+
+
+def test_non_finite_windows_do_not_crash_and_are_ignored():
+    watch = DivergenceWatch()
+    for loss in (math.nan, math.inf, -math.inf):
+        assert watch.observe(loss) is None
+    assert watch.state() == {"first": None, "best": None, "streak": 0}
+    assert [watch.observe(v) for v in (1.0, 0.4, 1.0, math.nan)] == [None, None, None, None]
+    assert watch.observe(1.0) is not None  # the NaN neither reset nor extended the streak
+
+
+def test_a_best_of_zero_still_gives_a_reason():
+    stop = first_stop([1.0, 0.0, 1.0, 1.0])
+    assert stop is not None and stop[0] == 3 and "infx its best (0)" in stop[1]
+
+
+def test_the_watch_resumes_from_its_state():
+    losses = [1.0, 0.5, 0.3, 0.7, 1.2, 1.5]
+    first = DivergenceWatch()
+    for loss in losses[:5]:
+        first.observe(loss)
+    second = DivergenceWatch()
+    second.restore(first.state())
+    assert second.observe(losses[5]) == first_stop(losses)[1]
+    fresh = DivergenceWatch()  # without the state, 1.5 would be just a first window
+    assert fresh.observe(losses[5]) is None
+
+
+def test_watch_for_follows_the_config():
+    assert watch_for(TrainingConfig()) is None
+    watch = watch_for(TrainingConfig(early_stop="diverged"))
+    assert isinstance(watch, DivergenceWatch) and (watch.factor, watch.patience) == (FACTOR, PATIENCE)
+    with pytest.raises(ValidationError):
+        TrainingConfig(early_stop="nan")
+    with pytest.raises(ValueError):
+        DivergenceWatch(factor=1.0)
+    with pytest.raises(ValueError):
+        DivergenceWatch(patience=0)
+
+
+# -- the real training loop --------------------------------------------------------------
+
+
+class ListLog:
+    """A MetricLog stand-in that keeps the rows in memory."""
+
+    def __init__(self):
+        self.rows: list[tuple[int, str, float]] = []
+        self.flushes = 0
+
+    def add(self, step: int, epoch: int, metrics: dict[str, float]) -> None:
+        self.rows += [(step, metric, value) for metric, value in metrics.items()]
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+    def curve(self, metric: str) -> dict[int, float]:
+        return {step: value for step, m, value in self.rows if m == metric}
+
+
+def blowing_up(early_stop: str, optimizer: OptimizerConfig | None = None) -> TrialConfig:
+    """64 sequences in batches of 8, 10 epochs, 4 evaluations each: 80 steps, one eval every 2."""
+    return tiny_trial(
+        top={"epochs": 10, "evals_per_epoch": 4},
+        optimizer=optimizer or OptimizerConfig(name="sgd", lr=50.0),
+        training=TrainingConfig(batch_size=8, early_stop=early_stop),
+    )
+
+
+def test_a_run_that_blows_up_stops_early_with_its_reason():
+    log = ListLog()
+    outcome = train(blowing_up("diverged"), log)
+    assert outcome.status == "stopped" and outcome.stop_reason.startswith("diverged: train loss ")
+    assert 0 < outcome.steps < 80
+    assert log.curve("early_stopped") == {outcome.steps: 1.0}  # beside that evaluation's metrics
+    assert outcome.steps in log.curve("val_loss") and max(log.curve("train_loss")) == outcome.steps
+    assert log.flushes >= 1
+
+    untouched = ListLog()
+    full = train(blowing_up("off"), untouched)
+    assert (full.status, full.stop_reason, full.steps) == ("finished", "", 80)
+    assert "early_stopped" not in {m for _, m, _ in untouched.rows}
+    # watching changes nothing about the training itself, up to the stop
+    before_stop = {s: v for s, v in untouched.curve("train_loss").items() if s <= outcome.steps}
+    assert log.curve("train_loss") == before_stop
+
+
+def test_a_run_that_learns_is_not_stopped():
+    outcome = train(blowing_up("diverged", OptimizerConfig(name="adam", lr=1e-3)), ListLog())
+    assert (outcome.status, outcome.steps) == ("finished", 80)
+
+
+def test_a_resumed_attempt_watches_on_from_its_checkpoint(monkeypatch):
+    from rnnsweep.jobs import train as train_module
+
+    monkeypatch.setattr(train_module, "CHUNK_STEPS", 3)  # a checkpoint every 3 steps: mid-window too
+    trial = blowing_up("diverged", OptimizerConfig(name="adam", lr=1.0))
+    saved: list[bytes] = []
+
+    def save(state: dict) -> None:
+        buffer = io.BytesIO()
+        torch.save(state, buffer)  # now: the model's tensors change in place afterwards
+        saved.append(buffer.getvalue())
+
+    reference = train(trial, ListLog(), save_checkpoint=save)
+    assert reference.status == "stopped" and reference.steps > 12
+    states = [torch.load(io.BytesIO(b), weights_only=False) for b in saved]
+    mid_window = [s for s in states if s["window_steps"]]  # an evaluation every 2 steps, a checkpoint every 3
+    assert mid_window and mid_window[-1]["watch"]["best"] is not None
+    for state in (states[-1], mid_window[-1], mid_window[len(mid_window) // 2]):
+        resumed = train(trial, ListLog(), resume=state)
+        assert (resumed.status, resumed.stop_reason, resumed.steps) == (
+            reference.status,
+            reference.stop_reason,
+            reference.steps,
+        )
+
+
+def test_run_ids_of_configs_that_leave_early_stop_off_do_not_change():
+    # computed at the commit before training.early_stop existed
+    assert tiny_trial().run_id == "6c56f931e025c414"
+    grid_like = TrialConfig(
+        sweep="grid",
+        task="sequences4",
+        seed=3,
+        epochs=5,
+        training=TrainingConfig(batch_size=16, clip_grad_norm=1.0),
+        optimizer=OptimizerConfig(name="sgd", lr=0.5),
+    )
+    assert grid_like.run_id == "9cc0057b0d1f2149"
+    assert tiny_trial(training=TrainingConfig(early_stop="off")).run_id == "6c56f931e025c414"
+    # switched on, it changes what the run computes, so it is another run
+    assert tiny_trial(training=TrainingConfig(early_stop="diverged")).run_id != "6c56f931e025c414"
+
+
+# -- the diagnosis of a stopped run ------------------------------------------------------
+
+
+def test_an_early_stopped_run_is_diagnosed_diverged_at_its_stop(tmp_path):
+    from rnnsweep.service.diagnose import diagnose
+    from rnnsweep.service.submit import outcome_of
+    from rnnsweep.service.warehouse import Warehouse
+
+    trial = blowing_up("diverged")
+    storage = tmp_path / "logs"
+    summary = run_trial(trial, str(storage))
+    assert summary["status"] == "stopped"
+    warehouse = tmp_path / "wh.duckdb"
+    fs, base = resolve_storage(str(storage))
+    with Warehouse.open(warehouse, build_views=True) as wh:
+        wh.register_sweep(trial.sweep, "grid.toml", "[sweep]\n", str(storage), [], [trial])
+        wh.load_chunks(fs, list_chunks(fs, base, trial.sweep, trial.run_id))
+        wh.record_outcomes([outcome_of(trial, summary, None, 1)])
+    [row] = diagnose(warehouse, trial.sweep).to_pylist()
+    assert (row["label"], row["confidence"], row["onset_step"], row["metric"]) == (
+        "diverged",
+        "high",
+        summary["steps"],
+        "train_loss",
+    )
+    assert row["evidence"].startswith(f"stopped early at step {summary['steps']} (training.early_stop), ")
+    assert summary["stop_reason"] in row["evidence"] and "train loss best" in row["evidence"]
+    assert "lower optimizer.lr 50 -> 5" in row["fix"]

@@ -1,0 +1,202 @@
+"""Packs are only worth having if a packed member is the trial it would have been alone.
+
+The fused cells against torch's own nn.RNN/LSTM/GRU (same weights, outputs and every
+gradient, float64); a packed member's logged metrics against the same trial trained alone
+by the unfused loop (float32, every optimizer, decay, clipping, schedules); members that
+do not depend on who they are packed with; a member gone NaN cut out while the rest go on;
+and how the driver groups a sweep's trials into packs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pyarrow.fs as pafs
+import pytest
+import torch
+
+from rnnsweep.jobs.config import ModelConfig
+from rnnsweep.jobs.fused import FusedSequenceModel
+from rnnsweep.jobs.metric_log import MetricLog, list_chunks, read_chunk
+from rnnsweep.jobs.model import SequenceModel
+from rnnsweep.jobs.pack import train_pack
+from rnnsweep.jobs.shapes import pack_key
+from rnnsweep.jobs.train import train
+from rnnsweep.service.packing import auto_pack_size, plan_packs
+from tests.conftest import tiny_trial
+
+SHAPES = list(itertools.product(["rnn", "lstm", "gru"], [False, True], [1, 2]))
+
+
+@pytest.mark.parametrize(("cell", "bidirectional", "layers"), SHAPES)
+def test_fused_cells_match_torch_outputs_and_gradients(cell, bidirectional, layers):
+    torch.manual_seed(layers)
+    config = ModelConfig(cell=cell, hidden=6, layers=layers, bidirectional=bidirectional)
+    singles = [SequenceModel(3, 2, config).double() for _ in range(3)]
+    fused = FusedSequenceModel(singles, config)
+    x = torch.randn(3, 4, 7, 3, dtype=torch.float64)  # each member its own batch
+
+    out = fused(x)
+    expected = torch.stack([model(x[i]) for i, model in enumerate(singles)])
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-12)
+
+    (out**2).sum().backward()
+    (expected**2).sum().backward()
+    for i, model in enumerate(singles):
+        fused_grads = {name: t.grad for name, t in fused.named_parameters()}
+        for name, p in model.named_parameters():
+            torch.testing.assert_close(member_grad(fused_grads, name, i), p.grad, rtol=1e-9, atol=1e-12)
+
+
+def member_grad(grads: dict, torch_name: str, member: int) -> torch.Tensor:
+    """The gradient the fused model holds for one member's torch parameter (e.g. rnn.weight_hh_l1_reverse)."""
+    if torch_name.startswith("head."):
+        return grads[f"head_{torch_name.split('.')[1]}"][member]
+    name = torch_name.split(".")[1]
+    direction = 1 if name.endswith("_reverse") else 0
+    return grads[name.removesuffix("_reverse")][member, direction]
+
+
+def test_a_shared_batch_gives_every_member_its_own_output():
+    config = ModelConfig(cell="gru", hidden=5, bidirectional=True)
+    torch.manual_seed(0)
+    singles = [SequenceModel(2, 3, config) for _ in range(4)]
+    x = torch.randn(6, 9, 2)
+    torch.testing.assert_close(FusedSequenceModel(singles, config)(x), torch.stack([m(x) for m in singles]))
+
+
+def logged(fs, root, config) -> dict[tuple[int, str], float]:
+    rows = {}
+    for chunk in list_chunks(fs, root, config.sweep, config.run_id):
+        for r in read_chunk(fs, chunk.path).to_pylist():
+            rows[(r["step"], r["metric"])] = r["value"]
+    return rows
+
+
+def run(configs, tmp_path, packed: bool) -> tuple[list, list[dict]]:
+    fs, root = pafs.LocalFileSystem(), str(tmp_path / ("packed" if packed else "alone"))
+    logs = [MetricLog(fs, f"{root}/{c.sweep}/{c.run_id}/attempt-000", c.run_id, 0) for c in configs]
+    for c in configs:
+        fs.create_dir(f"{root}/{c.sweep}/{c.run_id}/attempt-000", recursive=True)
+    if packed:
+        outcomes = train_pack(configs, logs)
+    else:
+        outcomes = [train(c, log) for c, log in zip(configs, logs, strict=True)]
+    return outcomes, [logged(fs, root, c) for c in configs]
+
+
+def members(task: str, optimizer: str, cell: str, bidirectional: bool) -> list:
+    """Three trials of one shape that differ in every scalar a pack lets differ."""
+    variants = [
+        {"seed": 0, "lr": 1e-3, "wd": 0.0, "on": "all", "clip": 0.0, "schedule": "constant", "pos": 3.0, "b1": 0.9},
+        {"seed": 1, "lr": 3e-3, "wd": 1e-2, "on": "all", "clip": 0.0, "schedule": "cosine", "pos": 1.0, "b1": 0.8},
+        {
+            "seed": 2,
+            "lr": 1e-2,
+            "wd": 1e-1,
+            "on": "non_recurrent",
+            "clip": 0.5,
+            "schedule": "step",
+            "pos": 1.0,
+            "b1": 0.9,
+        },
+    ]
+    return [
+        tiny_trial(
+            task,
+            top={"seed": v["seed"], "epochs": 2, "evals_per_epoch": 2},
+            model={"cell": cell, "bidirectional": bidirectional, "layers": 2 if bidirectional else 1},
+            optimizer={
+                "name": optimizer,
+                "lr": v["lr"],
+                "weight_decay": v["wd"],
+                "weight_decay_on": v["on"],
+                "momentum": 0.5 if optimizer != "adam" else 0.0,
+                "betas": [v["b1"], 0.99],
+            },
+            training={
+                "clip_grad_norm": v["clip"],
+                "lr_schedule": v["schedule"],
+                "lr_step_epochs": 1,
+                "pos_weight": v["pos"],
+                "batch_size": 16,
+            },
+        )
+        for v in variants
+    ]
+
+
+@pytest.mark.parametrize(
+    ("task", "optimizer", "cell", "bidirectional"),
+    [("events", "adam", "gru", True), ("sequences4", "sgd", "lstm", False), ("word_vectors", "rmsprop", "rnn", True)],
+)
+def test_a_packed_member_logs_what_it_logs_alone(tmp_path, task, optimizer, cell, bidirectional):
+    configs = members(task, optimizer, cell, bidirectional)
+    assert len({pack_key(c) for c in configs}) == 1
+    packed_outcomes, packed = run(configs, tmp_path, packed=True)
+    alone_outcomes, alone = run(configs, tmp_path, packed=False)
+    for p_out, a_out, p_rows, a_rows in zip(packed_outcomes, alone_outcomes, packed, alone, strict=True):
+        assert (p_out.status, p_out.steps) == (a_out.status, a_out.steps) == ("finished", 8)
+        assert p_rows.keys() == a_rows.keys()  # every metric at every step, nothing more
+        for key, value in a_rows.items():
+            assert p_rows[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+
+
+def test_a_member_does_not_depend_on_who_it_is_packed_with(tmp_path):
+    a, b, c = members("events", "adam", "gru", False)
+    _, with_b = run([a, b], tmp_path / "ab", packed=True)
+    _, with_c = run([c, a], tmp_path / "ca", packed=True)
+    assert with_b[0] == pytest.approx(with_c[1], rel=1e-6, abs=1e-7)
+
+
+def test_a_member_gone_nonfinite_is_cut_out_and_the_rest_train_on(tmp_path):
+    healthy, _, other = members("events", "adam", "gru", False)
+    # Adam moves every weight by about lr per step: at 1e38 the logits overflow float32 at once.
+    exploding = healthy.model_copy(update={"seed": 7, "optimizer": healthy.optimizer.model_copy(update={"lr": 1e38})})
+    outcomes, rows = run([healthy, exploding, other], tmp_path, packed=True)
+    assert [o.status for o in outcomes] == ["finished", "stopped", "finished"]
+    assert outcomes[1].stop_reason.startswith("non-finite") and outcomes[1].steps < 8
+    stop = outcomes[1].steps
+    assert rows[1][(stop, "nonfinite")] == 1.0 and not math.isfinite(
+        rows[1][(stop, "train_loss")] * rows[1][(stop, "grad_norm")]
+    )
+    assert max(step for step, _ in rows[1]) == stop  # nothing logged after its stop
+    _, alone = run([healthy, other], tmp_path / "alone", packed=False)
+    assert rows[0] == pytest.approx(alone[0], rel=1e-4, abs=1e-6)  # the others never noticed
+    assert rows[2] == pytest.approx(alone[1], rel=1e-4, abs=1e-6)
+
+
+def test_a_pack_refuses_trials_of_different_shapes():
+    with pytest.raises(ValueError, match="share one shape"):
+        train_pack([tiny_trial(model={"hidden": 8}), tiny_trial(model={"hidden": 9})], [None, None])
+
+
+def grid_of(n: int, **sections) -> list:
+    return [tiny_trial(top={"seed": s}, **sections) for s in range(n)]
+
+
+def test_packs_group_trials_by_shape_and_keep_every_slot_busy():
+    gru, lstm = grid_of(12, model={"cell": "gru"}), grid_of(3, model={"cell": "lstm"})
+    units = plan_packs(gru + lstm, slots=2)
+    assert sorted(t.run_id for u in units for t in u) == sorted(t.run_id for t in gru + lstm)  # each trial once
+    assert all(len({pack_key(t) for t in unit}) == 1 for unit in units)  # one shape per pack
+    gru_units = [u for u in units if u[0].model.cell == "gru"]
+    assert len(gru_units) >= 2  # never fewer packs than Ray slots
+    assert max(len(u) for u in units) <= auto_pack_size(gru[0])
+
+
+def test_pack_size_and_no_pack_and_dropout_decide_what_trains_alone():
+    assert [len(u) for u in plan_packs(grid_of(5), slots=2, enabled=False)] == [1] * 5
+    assert [len(u) for u in plan_packs(grid_of(5, resources={"pack_size": 1}), slots=2)] == [1] * 5
+    assert sorted(len(u) for u in plan_packs(grid_of(5, resources={"pack_size": 2}), slots=1)) == [1, 2, 2]
+    stacked_dropout = grid_of(4, model={"layers": 2, "dropout": 0.2})
+    assert [len(u) for u in plan_packs(stacked_dropout, slots=1)] == [1] * 4
+
+
+def test_the_automatic_pack_size_shrinks_as_the_model_grows():
+    small = tiny_trial(model={"hidden": 8})
+    large = tiny_trial(model={"hidden": 128}, data={"seq_len": 100})
+    gpu = tiny_trial(model={"hidden": 128}, data={"seq_len": 100}, resources={"gpus_per_trial": 0.5})
+    assert auto_pack_size(small) > auto_pack_size(large) >= 1
+    assert auto_pack_size(gpu) > auto_pack_size(large)
