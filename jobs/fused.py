@@ -71,8 +71,12 @@ class FusedSequenceModel(nn.Module):
             projected = torch.einsum("mbti,mdgi->mdbtg", layer_input, w_ih) + b_ih[:, :, None, None, :]
             if d == 2:  # the reverse direction reads time backwards
                 projected = torch.stack([projected[:, 0], projected[:, 1].flip(2)], dim=1)
-            # Time-major and contiguous, then unbound once: each step reads one dense slab.
-            inputs = projected.reshape(m * d, batch, steps, -1).permute(2, 0, 1, 3).contiguous().unbind(0)
+            # Time-major and contiguous, then unbound once: each step reads dense slabs. A GRU's
+            # input is split into its r,z and n parts here, once, rather than sliced every step
+            # (each slice's backward would allocate and copy a whole gate-sized tensor).
+            time_major = projected.reshape(m * d, batch, steps, -1).permute(2, 0, 1, 3)
+            parts = time_major.split([2 * h, h], dim=-1) if self.cell == "gru" else (time_major,)
+            inputs = list(zip(*(part.contiguous().unbind(0) for part in parts), strict=True))
             outputs, state = self._scan(inputs, w_hh.reshape(m * d, -1, h), b_hh.reshape(m * d, 1, -1), batch)
             out = torch.stack(outputs, dim=2).view(m, d, batch, steps, h)  # (M*D, B, T, H) as (M, D, ...)
             if d == 2:
@@ -84,21 +88,22 @@ class FusedSequenceModel(nn.Module):
     def _scan(self, inputs, w_hh, b_hh, batch):
         """Run the cell over time for M*D sequences at once; returns every step's h and the last h."""
         w_hh_t = w_hh.transpose(1, 2)
-        h = inputs[0].new_zeros(w_hh.shape[0], batch, self.hidden)
+        h = inputs[0][0].new_zeros(w_hh.shape[0], batch, self.hidden)
         c = h
         outputs = []
         for x_t in inputs:
             recurrent = torch.baddbmm(b_hh, h, w_hh_t)
             if self.cell == "rnn":
-                h = torch.tanh(x_t + recurrent)
+                h = torch.tanh(x_t[0] + recurrent)
             elif self.cell == "lstm":
-                i, f, g, o = (x_t + recurrent).chunk(4, dim=-1)
+                i, f, g, o = (x_t[0] + recurrent).chunk(4, dim=-1)
                 c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
                 h = torch.sigmoid(o) * torch.tanh(c)
             else:
-                gates = self.hidden * 2
-                r, z = torch.sigmoid(x_t[..., :gates] + recurrent[..., :gates]).chunk(2, dim=-1)
-                n = torch.tanh(x_t[..., gates:] + r * recurrent[..., gates:])
+                x_rz, x_n = x_t
+                h_rz, h_n = recurrent.split([2 * self.hidden, self.hidden], dim=-1)
+                r, z = torch.sigmoid(x_rz + h_rz).chunk(2, dim=-1)
+                n = torch.tanh(x_n + r * h_n)
                 h = n + z * (h - n)  # (1 - z) * n + z * h
             outputs.append(h)
         return outputs, h
