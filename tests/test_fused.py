@@ -200,3 +200,24 @@ def test_the_automatic_pack_size_shrinks_as_the_model_grows():
     gpu = tiny_trial(model={"hidden": 128}, data={"seq_len": 100}, resources={"gpus_per_trial": 0.5})
     assert auto_pack_size(small) > auto_pack_size(large) >= 1
     assert auto_pack_size(gpu) > auto_pack_size(large)
+
+
+def test_early_stop_cuts_a_diverging_member_out_of_its_pack_as_it_would_stop_alone(tmp_path):
+    def trial(lr: float):
+        return tiny_trial(
+            top={"epochs": 10, "evals_per_epoch": 4},
+            optimizer={"name": "sgd", "lr": lr},
+            training={"batch_size": 8, "early_stop": "diverged"},
+        )
+
+    configs = [trial(1e-3), trial(50.0)]  # sgd at lr 50 blows up without going NaN
+    packed_outcomes, packed = run(configs, tmp_path, packed=True)
+    alone_outcomes, alone = run(configs, tmp_path, packed=False)
+    assert [o.status for o in packed_outcomes] == ["finished", "stopped"]
+    assert packed_outcomes[1].stop_reason.startswith("diverged: train loss")
+    assert (packed_outcomes[1].stop_reason, packed_outcomes[1].steps) == (
+        alone_outcomes[1].stop_reason,
+        alone_outcomes[1].steps,
+    )
+    assert packed[1][(packed_outcomes[1].steps, "early_stopped")] == 1.0
+    assert packed[0] == pytest.approx(alone[0], rel=1e-4, abs=1e-6)  # the other member trained on, unchanged
