@@ -5,9 +5,10 @@ member axis (HFTA, Wang et al., MLSys 2021, applied to recurrent cells).
 written out: the input projection of every time step is one batched matmul up front, then
 each step is one batched matmul with W_hh plus pointwise gates. The two directions of a
 bidirectional layer run side by side as extra members (2M), so a step is one kernel chain
-whatever the direction count. Gate order and formulas are torch's (nn.RNN tanh, nn.LSTM
-i,f,g,o; nn.GRU r,z,n with r applied to W_hn h + b_hn), so weights copied from torch
-modules give the same outputs and gradients (tests/test_fused.py).
+whatever the direction count. The formulas are torch's (nn.RNN tanh, nn.LSTM, nn.GRU r,z,n
+with r applied to W_hn h + b_hn), and so is the gate order except an LSTM's, stored i,f,o,g
+(swap_lstm_gates), so weights copied from torch modules give the same outputs and
+gradients (tests/test_fused.py).
 
 Shapes: a member's batch is (B, T, F); the fused model takes (M, B, T, F), or (B, T, F)
 shared by every member (validation), and returns (M, B, n_outputs).
@@ -20,6 +21,16 @@ from torch import nn
 
 from rnnsweep.jobs.config import ModelConfig
 from rnnsweep.jobs.model import SequenceModel
+
+
+def swap_lstm_gates(cell: str, rows: torch.Tensor) -> torch.Tensor:
+    """An LSTM's gate blocks (first dim) between torch's order i,f,g,o and the fused order
+    i,f,o,g, where the three sigmoid gates sit side by side (one sigmoid, one tanh per step).
+    The swap is its own inverse; other cells are returned as they are."""
+    if cell != "lstm":
+        return rows
+    i, f, g, o = rows.chunk(4, dim=0)
+    return torch.cat([i, f, o, g], dim=0)
 
 
 class FusedSequenceModel(nn.Module):
@@ -35,7 +46,15 @@ class FusedSequenceModel(nn.Module):
         for layer in range(self.layers):
             for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
                 stacked = torch.stack(
-                    [torch.stack([getattr(m.rnn, f"{kind}_l{layer}{s}").detach() for s in suffixes]) for m in members]
+                    [
+                        torch.stack(
+                            [
+                                swap_lstm_gates(self.cell, getattr(m.rnn, f"{kind}_l{layer}{s}").detach())
+                                for s in suffixes
+                            ]
+                        )
+                        for m in members
+                    ]
                 )
                 self.register_parameter(f"{kind}_l{layer}", nn.Parameter(stacked.clone()))
         self.head_weight = nn.Parameter(torch.stack([m.head.weight.detach() for m in members]).clone())
@@ -96,9 +115,10 @@ class FusedSequenceModel(nn.Module):
             if self.cell == "rnn":
                 h = torch.tanh(x_t[0] + recurrent)
             elif self.cell == "lstm":
-                i, f, g, o = (x_t[0] + recurrent).chunk(4, dim=-1)
-                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-                h = torch.sigmoid(o) * torch.tanh(c)
+                sigmoid_gates, g = (x_t[0] + recurrent).split([3 * self.hidden, self.hidden], dim=-1)
+                i, f, o = torch.sigmoid(sigmoid_gates).chunk(3, dim=-1)
+                c = f * c + i * torch.tanh(g)
+                h = o * torch.tanh(c)
             else:
                 x_rz, x_n = x_t
                 h_rz, h_n = recurrent.split([2 * self.hidden, self.hidden], dim=-1)
@@ -125,7 +145,7 @@ class FusedSequenceModel(nn.Module):
             for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
                 stacked = getattr(self, f"{kind}_l{layer}")[index]
                 for d, s in enumerate(suffixes):
-                    state[f"rnn.{kind}_l{layer}{s}"] = stacked[d].detach().clone()
+                    state[f"rnn.{kind}_l{layer}{s}"] = swap_lstm_gates(self.cell, stacked[d].detach()).clone()
         state["head.weight"] = self.head_weight[index].detach().clone()
         state["head.bias"] = self.head_bias[index].detach().clone()
         return state

@@ -3,10 +3,12 @@
 Trials pack when they share a shape (rnnsweep.jobs.shapes.pack_key). The pack size is
 `resources.pack_size` when set, else chosen from the device and the model: enough members
 that one fused step carries about a budget of multiply-adds (small models pack more), but
-never so few packs that Ray slots sit idle. Measured on a 2-core CPU (benchmarks/fusion.py,
-bidirectional GRU 32): 1.46x at 4 members, 1.44x at 8, 1.28x at 16, 0.89x at 32 once the
-stacked tensors outgrow the cache; the CPU budget lands such models at about 8. The GPU
-budget assumes a small RNN leaves a GPU mostly idle; it has not been measured.
+never so few packs that Ray slots sit idle. Measured on a 2-core CPU (benchmarks/fusion.py):
+a bidirectional GRU 32 trains 1.46x faster at 4 members, 1.44x at 8, 1.28x at 16, 0.89x at
+32 once the stacked tensors outgrow the cache (the CPU budget lands it at about 8); GRU 48
+1.77x at 4, RNN 32 1.99x at 8; but LSTMs lose to torch's CPU kernel (0.6-0.7x), so on a CPU
+they train alone unless `pack_size` says otherwise. The GPU budget assumes a small RNN
+leaves a GPU mostly idle; it has not been measured.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ def step_work(config: TrialConfig) -> float:
 
 def auto_pack_size(config: TrialConfig) -> int:
     device = "gpu" if config.resources.gpus_per_trial > 0 else "cpu"
+    if device == "cpu" and config.model.cell == "lstm":
+        # torch's CPU LSTM kernel beats the written-out cell: fused LSTMs measured 0.6-0.7x
+        # of the same trials one by one (benchmarks/fusion.py), where GRU and RNN gain 1.5-2x.
+        return 1
     return max(1, min(MAX_PACK, int(STEP_BUDGET[device] // max(step_work(config), 1.0))))
 
 
@@ -44,7 +50,8 @@ def plan_packs(trials: list[TrialConfig], slots: int, enabled: bool = True) -> l
     groups: dict[str, list[TrialConfig]] = defaultdict(list)
     units: list[list[TrialConfig]] = []
     for trial in trials:
-        key = pack_key(trial) if enabled and trial.resources.pack_size != 1 else None
+        chosen = trial.resources.pack_size or auto_pack_size(trial)
+        key = pack_key(trial) if enabled and chosen != 1 else None
         if key is None:
             units.append([trial])
         else:

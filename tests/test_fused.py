@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from rnnsweep.jobs.config import ModelConfig
-from rnnsweep.jobs.fused import FusedSequenceModel
+from rnnsweep.jobs.fused import FusedSequenceModel, swap_lstm_gates
 from rnnsweep.jobs.metric_log import MetricLog, list_chunks, read_chunk
 from rnnsweep.jobs.model import SequenceModel
 from rnnsweep.jobs.pack import train_pack
@@ -46,16 +46,16 @@ def test_fused_cells_match_torch_outputs_and_gradients(cell, bidirectional, laye
     for i, model in enumerate(singles):
         fused_grads = {name: t.grad for name, t in fused.named_parameters()}
         for name, p in model.named_parameters():
-            torch.testing.assert_close(member_grad(fused_grads, name, i), p.grad, rtol=1e-9, atol=1e-12)
+            torch.testing.assert_close(member_grad(fused_grads, name, i, cell), p.grad, rtol=1e-9, atol=1e-12)
 
 
-def member_grad(grads: dict, torch_name: str, member: int) -> torch.Tensor:
+def member_grad(grads: dict, torch_name: str, member: int, cell: str) -> torch.Tensor:
     """The gradient the fused model holds for one member's torch parameter (e.g. rnn.weight_hh_l1_reverse)."""
     if torch_name.startswith("head."):
         return grads[f"head_{torch_name.split('.')[1]}"][member]
     name = torch_name.split(".")[1]
     direction = 1 if name.endswith("_reverse") else 0
-    return grads[name.removesuffix("_reverse")][member, direction]
+    return swap_lstm_gates(cell, grads[name.removesuffix("_reverse")][member, direction])
 
 
 def test_a_shared_batch_gives_every_member_its_own_output():
@@ -195,11 +195,19 @@ def test_pack_size_and_no_pack_and_dropout_decide_what_trains_alone():
 
 
 def test_the_automatic_pack_size_shrinks_as_the_model_grows():
-    small = tiny_trial(model={"hidden": 8})
-    large = tiny_trial(model={"hidden": 128}, data={"seq_len": 100})
-    gpu = tiny_trial(model={"hidden": 128}, data={"seq_len": 100}, resources={"gpus_per_trial": 0.5})
+    small = tiny_trial(model={"cell": "gru", "hidden": 8})
+    large = tiny_trial(model={"cell": "gru", "hidden": 128}, data={"seq_len": 100})
+    gpu = tiny_trial(model={"cell": "gru", "hidden": 128}, data={"seq_len": 100}, resources={"gpus_per_trial": 0.5})
     assert auto_pack_size(small) > auto_pack_size(large) >= 1
     assert auto_pack_size(gpu) > auto_pack_size(large)
+
+
+def test_lstms_on_a_cpu_train_alone_unless_the_grid_asks_for_packs():
+    # torch's CPU LSTM kernel beats the fused cell (benchmarks/fusion.py); GPUs pack them
+    assert auto_pack_size(tiny_trial(model={"cell": "lstm"})) == 1
+    assert [len(u) for u in plan_packs(grid_of(4, model={"cell": "lstm"}), slots=1)] == [1] * 4
+    assert [len(u) for u in plan_packs(grid_of(4, model={"cell": "lstm"}, resources={"pack_size": 4}), slots=1)] == [4]
+    assert auto_pack_size(tiny_trial(model={"cell": "lstm"}, resources={"gpus_per_trial": 0.5})) > 1
 
 
 def test_early_stop_cuts_a_diverging_member_out_of_its_pack_as_it_would_stop_alone(tmp_path):
