@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from rnnsweep.jobs import instrument
 from rnnsweep.jobs.config import TrialConfig
+from rnnsweep.jobs.early_stop import DivergenceWatch, watch_for
 from rnnsweep.jobs.fused import FusedSequenceModel
 from rnnsweep.jobs.fused_optim import FusedOptimizer, clip_member_grads, member_grad_norms
 from rnnsweep.jobs.metric_log import MetricLog
@@ -47,12 +48,12 @@ class Member:
     config: TrialConfig
     log: MetricLog
     index: int  # position in the pack as submitted
-    watch: object | None  # early stop (rnnsweep.jobs.early_stop), or None
-    order: torch.Generator
+    watch: DivergenceWatch | None  # training.early_stop, or None when it is off
+    order: torch.Generator  # the member's own batch order, seeded as its unfused trial's
     window_loss: float = 0.0  # train loss summed since the last evaluation
     window_steps: int = 0
-    seen_outputs: list | None = None
-    seen_targets: list | None = None
+    seen_outputs: list = field(default_factory=list)  # since the last evaluation, for train_acc
+    seen_targets: list = field(default_factory=list)
 
 
 def member_losses(outputs, targets, kind: str, pos_weight: torch.Tensor) -> torch.Tensor:
@@ -71,14 +72,6 @@ def member_losses(outputs, targets, kind: str, pos_weight: torch.Tensor) -> torc
             .mean(1)
         )
     return (outputs - targets).pow(2).flatten(1).mean(1)
-
-
-def _watch(config: TrialConfig):
-    try:
-        from rnnsweep.jobs.early_stop import watch_for
-    except ImportError:
-        return None
-    return watch_for(config.training)
 
 
 def train_pack(configs: list[TrialConfig], logs: list[MetricLog], device: str = "cpu") -> list[TrainOutcome]:
@@ -101,7 +94,7 @@ def train_pack(configs: list[TrialConfig], logs: list[MetricLog], device: str = 
     model = FusedSequenceModel(singles, first.model).to(dev)
     optimizer = FusedOptimizer(model, [c.optimizer for c in configs])
     members = [
-        Member(c, log, i, _watch(c), torch.Generator().manual_seed(c.seed), 0.0, 0, [], [])
+        Member(c, log, i, watch_for(c.training), torch.Generator().manual_seed(c.seed))
         for i, (c, log) in enumerate(zip(configs, logs, strict=True))
     ]
     outcomes: dict[int, TrainOutcome] = {}
