@@ -46,6 +46,8 @@ hidden = 32
 lr = [0.001, 0.002, 0.003, 0.004, 0.005, 0.006]
 [training]
 batch_size = 16
+[resources]
+pack_size = 1  # these faults hit one trial per Ray task; packs have their own test below
 """
 
 
@@ -216,4 +218,32 @@ def test_a_worker_killed_mid_trial_resumes_from_its_checkpoint_and_leaves_no_dup
     )
     assert [s["attempt"] for s in spans] == [0, 1]
     assert spans[0]["first"] == 1 and spans[1]["first"] == spans[0]["last"] + 1 > 1
+    assert_invariants(warehouse, finished=2)
+
+
+def test_a_worker_killed_mid_pack_retrains_its_members_and_leaves_no_duplicates(tmp_path):
+    text = GRID.replace("lr = [0.001, 0.002, 0.003, 0.004, 0.005, 0.006]", "lr = [0.003, 0.004]")
+    text = text.replace("epochs = 6", "epochs = 10").replace("pack_size = 1", "pack_size = 2")
+    grid_file = tmp_path / "grid.toml"
+    grid_file.write_text(text)  # one pack of two, 480 steps: its first chunks are on disk at step 250
+    spec = load_grid(grid_file)
+    warehouse, storage = tmp_path / "wh.duckdb", tmp_path / "logs"
+    first = storage / "faulty" / spec.trials[0].run_id / "attempt-000"
+
+    outcome = {}
+    worker = threading.Thread(
+        target=lambda: outcome.update(report=run_sweep(spec, warehouse, str(storage), show_progress=False))
+    )
+    worker.start()
+    wait_for(lambda: any(first.glob("chunk-*.arrow")), every=0.05)
+    pid = json.loads((first / "started.json").read_text())["pid"]
+    os.kill(pid, signal.SIGKILL)  # the Ray worker training the pack, by its own pid
+    worker.join(timeout=180)
+    assert not worker.is_alive()
+
+    assert outcome["report"].counts == {"finished": 2}
+    # packs keep no checkpoints: Ray's retry trained both members again from step 0, and
+    # the dead attempt's rows gave way to the new attempt's, step for step
+    assert rows(warehouse, "select attempts from runs") == [{"attempts": 2}] * 2
+    assert rows(warehouse, "select distinct attempt from metrics") == [{"attempt": 1}]
     assert_invariants(warehouse, finished=2)
