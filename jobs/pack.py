@@ -118,7 +118,7 @@ def train_pack(configs: list[TrialConfig], logs: list[MetricLog], device: str = 
         """Cut members (positions in `members`) out of the model, optimizer and per-member tensors."""
         nonlocal members, schedules, max_norms, pos_weight, finals, permutations
         keep = [i for i in range(len(members)) if i not in set(stopped)]
-        index = torch.tensor(keep, device=dev)
+        index = torch.tensor(keep, dtype=torch.long, device=dev)  # long even when empty
         model.keep(index)
         optimizer.keep(index)
         members, schedules, finals = [members[i] for i in keep], [schedules[i] for i in keep], [finals[i] for i in keep]
@@ -160,8 +160,8 @@ def train_pack(configs: list[TrialConfig], logs: list[MetricLog], device: str = 
                 member.window_loss += loss
                 member.window_steps += 1
             if stopped:
-                keep = torch.tensor([i for i in range(len(members)) if i not in stopped], device=dev)
-                outputs, yb = outputs[keep], yb[keep]
+                alive = torch.tensor([i for i in range(len(members)) if i not in stopped], dtype=torch.long, device=dev)
+                outputs, yb = outputs[alive], yb[alive]
                 drop(stopped)
                 if not members:
                     break
@@ -193,6 +193,8 @@ def train_pack(configs: list[TrialConfig], logs: list[MetricLog], device: str = 
                         stopped.append(i)
                 if stopped:
                     drop(stopped)
+                    if not members:
+                        break
             if step - last_flush >= CHUNK_STEPS or time.monotonic() - flushed_at >= CHUNK_SECONDS:
                 for log in logs:
                     log.flush()
@@ -214,10 +216,7 @@ def evaluate_members(model: FusedSequenceModel, x_val, y_val, kind: str, pos_wei
     targets = targets_for_loss(y_val, kind).unsqueeze(0).expand(m, *targets_for_loss(y_val, kind).shape)
     val_losses = member_losses(outputs, targets, kind, pos_weight).tolist()
     weight_norms = torch.stack([p.detach().pow(2).flatten(1).sum(1) for p in model.parameters()]).sum(0).sqrt()
-    sigmas = {
-        name.replace("weight_", "sigma_max_"): torch.linalg.matrix_norm(w.detach().float(), ord=2).tolist()
-        for name, w in model.recurrent_weights().items()
-    }
+    sigmas = {name.replace("weight_", "sigma_max_"): sigma_max(w) for name, w in model.recurrent_weights().items()}
     results = []
     for i in range(m):
         metrics = {"val_loss": val_losses[i]}
@@ -229,6 +228,15 @@ def evaluate_members(model: FusedSequenceModel, x_val, y_val, kind: str, pos_wei
         metrics |= member_sigmas | {"sigma_max_hh": max(member_sigmas.values())}
         results.append(metrics)
     return results
+
+
+def sigma_max(w: torch.Tensor) -> list[float]:
+    """Largest singular value of each member's matrix; NaN for a member whose weights are not
+    finite (its next loss is, and it stops), where the SVD would fail the whole pack."""
+    w = w.detach().float()
+    finite = torch.isfinite(w).flatten(1).all(1)
+    sigma = torch.linalg.matrix_norm(torch.where(finite[:, None, None], w, torch.zeros_like(w)), ord=2)
+    return torch.where(finite, sigma, torch.full_like(sigma, math.nan)).tolist()
 
 
 def member_update_ratios(before: list[torch.Tensor], model: FusedSequenceModel) -> list[float]:

@@ -44,7 +44,7 @@ def _client(address: str):
         raise UserError("--detach needs Ray's job client: pip install 'rnnsweep[cluster]'") from None
     try:
         return JobSubmissionClient(address)
-    except (ConnectionError, RuntimeError, ValueError) as e:
+    except (OSError, RuntimeError, ValueError) as e:  # requests' ConnectionError is an OSError
         raise UserError(f"cannot reach the Ray job server at {address}: {str(e).splitlines()[0]}") from None
 
 
@@ -56,6 +56,11 @@ def job_status(client, job_id: str) -> str | None:
         if "does not exist" in str(e):
             return None
         raise
+    except OSError as e:  # the tunnel closed, the laptop slept: the job itself goes on
+        raise UserError(
+            f"lost the Ray job server ({str(e).splitlines()[0][:200]}); the sweep goes on: "
+            "`rnnsweep attach` again once it is reachable"
+        ) from None
 
 
 def submission_id(grid: Grid, storage_uri: str) -> str:
@@ -87,18 +92,27 @@ def submit_detached(
         wh.register_sweep(grid.name, str(grid.path.resolve()), grid.text, storage_uri, list(grid.axes), grid.trials)
         publish_manifest(grid, storage_uri)
         with tempfile.TemporaryDirectory() as folder:
-            (Path(folder) / "grid.toml").write_text(grid.text)
+            # Named after the sweep: a grid without [sweep] name takes its file's name.
+            (Path(folder) / job_grid_file(grid)).write_text(grid.text)
             entrypoint = job_entrypoint(grid, job_id, storage_uri, max_in_flight, pack)
-            client.submit_job(
-                entrypoint=entrypoint,
-                submission_id=job_id,
-                runtime_env={"working_dir": folder},
-                metadata={"rnnsweep_sweep": grid.name},
-            )
+            try:
+                client.submit_job(
+                    entrypoint=entrypoint,
+                    submission_id=job_id,
+                    runtime_env={"working_dir": folder},
+                    metadata={"rnnsweep_sweep": grid.name},
+                )
+            except (OSError, RuntimeError) as e:
+                raise UserError(f"the Ray job server at {address} refused the job: {str(e).splitlines()[0]}") from None
         wh.con.execute(
             RECORD_JOB, {"job_id": job_id, "sweep": grid.name, "address": address, "storage_uri": storage_uri}
         )
     return DetachedJob(job_id, address, storage_uri), True
+
+
+def job_grid_file(grid: Grid) -> str:
+    """What the grid is called in the job: the sweep's name, which is also its default name."""
+    return f"{grid.name}.toml"
 
 
 def _check_data_paths_travel(grid: Grid) -> None:
@@ -126,9 +140,9 @@ def job_entrypoint(
     scratch = f'"${{TMPDIR:-/tmp}}/rnnsweep-jobs/{job_id}"'
     storage = shlex.quote(storage_uri)
     return (
-        f"mkdir -p {scratch} && cp grid.toml {scratch}/ && cd {scratch} && "
+        f"mkdir -p {scratch} && cp {job_grid_file(grid)} {scratch}/ && cd {scratch} && "
         f"rnnsweep sync {grid.name} --storage {storage} -w warehouse.duckdb --format csv > /dev/null && "
-        f"rnnsweep submit grid.toml --storage {storage} -w warehouse.duckdb --quiet --format csv"
+        f"rnnsweep submit {job_grid_file(grid)} --storage {storage} -w warehouse.duckdb --quiet --format csv"
         + (f" --max-in-flight {max_in_flight}" if max_in_flight else "")
         + ("" if pack else " --no-pack")
         + "; "

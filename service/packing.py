@@ -56,9 +56,12 @@ def plan_packs(trials: list[TrialConfig], slots: int, enabled: bool = True) -> l
             units.append([trial])
         else:
             groups[key].append(trial)
+    packable = sum(len(members) for members in groups.values())
     for members in groups.values():
         chosen = members[0].resources.pack_size or auto_pack_size(members[0])
-        count = max(math.ceil(len(members) / chosen), min(len(members), max(1, slots)))
+        # The slots are shared by every group, in proportion to its trials.
+        fair_share = math.ceil(max(1, slots) * len(members) / packable)
+        count = max(math.ceil(len(members) / chosen), min(len(members), fair_share))
         if members[0].resources.pack_size:  # the user's size is a size, not a minimum count
             count = math.ceil(len(members) / chosen)
         size = math.ceil(len(members) / count)

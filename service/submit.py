@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rnnsweep.jobs.config import TrialConfig
-from rnnsweep.jobs.metric_log import list_chunks, resolve_storage, write_manifest
+from rnnsweep.jobs.metric_log import (
+    list_attempts,
+    list_chunks,
+    read_outcomes,
+    resolve_storage,
+    write_manifest,
+    write_outcome,
+)
 from rnnsweep.service.driver import driver_lock
 from rnnsweep.service.errors import UserError
 from rnnsweep.service.progress import SweepProgress
@@ -106,6 +113,8 @@ class SweepLoader:
             for trial, summary, error in ended:
                 attempts = len({c.attempt for c in chunks if c.run_id == trial.run_id})
                 outcome = outcome_of(trial, summary, error, attempts)
+                if summary is None:
+                    self._record_in_storage(trial, outcome)
                 if summary is not None and summary["status"] != "failed":
                     have = sum(1 for r, a, _ in loaded if r == trial.run_id and a == summary["attempt"])
                     if have != summary["chunks"]:
@@ -118,6 +127,15 @@ class SweepLoader:
             wh.mark_cancelled(list(cancelled))
         self.last_load = time.monotonic()
         return outcomes
+
+    def _record_in_storage(self, trial: TrialConfig, outcome: dict) -> None:
+        """A failure only Ray saw (worker or node died, retries spent) goes into storage too, on
+        the run's last attempt, so `rnnsweep sync` elsewhere does not show the run running forever."""
+        attempts = list_attempts(self.fs, self.base, self.sweep, trial.run_id)
+        if attempts and attempts[-1] not in read_outcomes(self.fs, self.base, self.sweep, trial.run_id):
+            write_outcome(
+                self.fs, self.base, self.sweep, trial.run_id, attempts[-1], outcome | {"attempt": attempts[-1]}
+            )
 
 
 def publish_manifest(grid: Grid, storage_uri: str) -> None:

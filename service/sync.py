@@ -29,8 +29,11 @@ class SyncReport:
 
 
 def sync_sweep(warehouse: Path, sweep: str, storage_uri: str) -> SyncReport:
-    fs, base = resolve_storage(storage_uri)
-    manifest = read_manifest(fs, base, sweep)
+    try:
+        fs, base = resolve_storage(storage_uri)
+        manifest = read_manifest(fs, base, sweep)
+    except (OSError, ValueError) as e:  # pyarrow: ArrowInvalid is a ValueError, bad credentials an OSError
+        raise UserError(f"cannot read storage {storage_uri}: {str(e).splitlines()[0]}") from None
     if manifest is None:
         raise UserError(f"no sweep {sweep!r} under {storage_uri} (no manifest.json); check --storage")
     trials = [TrialConfig.model_validate(t) for t in manifest["trials"]]

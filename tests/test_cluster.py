@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import sys
 from dataclasses import dataclass
@@ -54,9 +55,17 @@ class LocalCluster:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port outside the kernel's ephemeral range (32768+) and Ray's worker ports (10002-19999):
+    a port from bind(0) can be handed to one of the head's own processes before the dashboard
+    binds it (seen on CI: "address already in use", and the whole cluster fails to start)."""
+    for port in random.sample(range(20000, 30000), 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-29999")
 
 
 @pytest.fixture(scope="module")

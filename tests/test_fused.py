@@ -229,3 +229,21 @@ def test_early_stop_cuts_a_diverging_member_out_of_its_pack_as_it_would_stop_alo
     )
     assert packed[1][(packed_outcomes[1].steps, "early_stopped")] == 1.0
     assert packed[0] == pytest.approx(alone[0], rel=1e-4, abs=1e-6)  # the other member trained on, unchanged
+
+
+def test_a_pack_whose_members_all_stop_at_once_ends_them_all_stopped(tmp_path):
+    exploding = [
+        tiny_trial(top={"seed": s, "epochs": 2}, optimizer={"name": "adam", "lr": 1e38}) for s in range(2)
+    ]  # both non-finite at step 1
+    diverging = [
+        tiny_trial(
+            top={"sweep": sweep, "seed": 0, "epochs": 10, "evals_per_epoch": 4},
+            optimizer={"name": "sgd", "lr": 50.0},
+            training={"batch_size": 8, "early_stop": "diverged"},
+        )
+        for sweep in ("a", "b")
+    ]  # one trial in two sweeps (two runs): both early-stopped at the same evaluation
+    for name, configs in (("nan", exploding), ("early", diverging)):
+        outcomes, _ = run(configs, tmp_path / name, packed=True)
+        assert [o.status for o in outcomes] == ["stopped", "stopped"], name
+        assert outcomes[0].steps == outcomes[1].steps
