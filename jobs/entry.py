@@ -35,8 +35,6 @@ def node_name() -> str:
 
 
 def run_trial(config: TrialConfig, storage_uri: str) -> dict:
-    import torch
-
     from rnnsweep.jobs import checkpoint
     from rnnsweep.jobs.train import train
 
@@ -46,22 +44,40 @@ def run_trial(config: TrialConfig, storage_uri: str) -> dict:
     run_id = config.run_id
     attempt = claim_attempt(fs, base, config.sweep, run_id, node)
     log = MetricLog(fs, attempt_dir(base, config.sweep, run_id, attempt), run_id, attempt)
-    use_gpu = config.resources.gpus_per_trial > 0 and torch.cuda.is_available()
     saved = checkpoint_path(base, config.sweep, run_id)
     summary = {"run_id": run_id, "attempt": attempt, "node": node, "started_at": started_at}
     try:
         outcome = train(
             config,
             log,
-            "cuda" if use_gpu else "cpu",
+            device_for(config),
             save_checkpoint=lambda state: checkpoint.save(fs, saved, state),
             resume=checkpoint.load(fs, saved),  # an earlier attempt of this run died: go on from it
         )
     except Exception as error:
-        log.flush()  # a trial that raises keeps what it measured, and says why it ended
-        summary |= {"status": "failed", "error": f"{type(error).__name__}: {error}", "chunks": log.chunks_written}
-        write_outcome(fs, base, config.sweep, run_id, attempt, summary | {"ended_at": time.time()})
+        record_failure(fs, base, config, log, summary, error)
         raise
+    return record_end(fs, base, config, log, summary, outcome)
+
+
+def device_for(config: TrialConfig) -> str:
+    import torch
+
+    return "cuda" if config.resources.gpus_per_trial > 0 and torch.cuda.is_available() else "cpu"
+
+
+def record_failure(fs, base: str, config: TrialConfig, log: MetricLog, summary: dict, error: Exception) -> None:
+    """A trial that raises keeps what it measured, and storage says why it ended."""
+    log.flush()
+    summary |= {"status": "failed", "error": f"{type(error).__name__}: {error}", "chunks": log.chunks_written}
+    write_outcome(fs, base, config.sweep, config.run_id, summary["attempt"], summary | {"ended_at": time.time()})
+
+
+def record_end(fs, base: str, config: TrialConfig, log: MetricLog, summary: dict, outcome, **extra) -> dict:
+    """Complete the attempt's summary (what the driver gets back) and write it beside its chunks.
+
+    Storage says how the attempt ended too, so a sweep can be read back from storage alone
+    (`rnnsweep sync`), without the driver that ran it."""
     log.flush()
     summary |= {
         "status": outcome.status,
@@ -70,17 +86,14 @@ def run_trial(config: TrialConfig, storage_uri: str) -> dict:
         "chunks": log.chunks_written,
         "ended_at": time.time(),
         "final": outcome.final,
+        **extra,
     }
-    # Storage says how the attempt ended too, so a sweep can be read back from storage alone
-    # (`rnnsweep sync`), without the driver that ran it.
-    write_outcome(fs, base, config.sweep, run_id, attempt, summary)
+    write_outcome(fs, base, config.sweep, config.run_id, summary["attempt"], summary)
     return summary
 
 
 def run_pack(configs: list[TrialConfig], storage_uri: str) -> list[dict]:
     """Train a pack (see rnnsweep.jobs.pack); one summary per member, as run_trial returns."""
-    import torch
-
     from rnnsweep.jobs.pack import train_pack
 
     started_at = time.time()
@@ -95,26 +108,13 @@ def run_pack(configs: list[TrialConfig], storage_uri: str) -> list[dict]:
         {"run_id": c.run_id, "attempt": a, "node": node, "started_at": started_at}
         for c, a in zip(configs, attempts, strict=True)
     ]
-    use_gpu = configs[0].resources.gpus_per_trial > 0 and torch.cuda.is_available()
     try:
-        outcomes = train_pack(configs, logs, "cuda" if use_gpu else "cpu")
+        outcomes = train_pack(configs, logs, device_for(configs[0]))
     except Exception as error:
         for config, log, summary in zip(configs, logs, summaries, strict=True):
-            log.flush()
-            summary |= {"status": "failed", "error": f"{type(error).__name__}: {error}", "chunks": log.chunks_written}
-            write_outcome(
-                fs, base, config.sweep, config.run_id, summary["attempt"], summary | {"ended_at": time.time()}
-            )
+            record_failure(fs, base, config, log, summary, error)
         raise
-    for config, log, summary, outcome in zip(configs, logs, summaries, outcomes, strict=True):
-        summary |= {
-            "status": outcome.status,
-            "stop_reason": outcome.stop_reason,
-            "steps": outcome.steps,
-            "chunks": log.chunks_written,
-            "ended_at": time.time(),
-            "final": outcome.final,
-            "pack_size": len(configs),
-        }
-        write_outcome(fs, base, config.sweep, config.run_id, summary["attempt"], summary)
-    return summaries
+    return [
+        record_end(fs, base, config, log, summary, outcome, pack_size=len(configs))
+        for config, log, summary, outcome in zip(configs, logs, summaries, outcomes, strict=True)
+    ]
