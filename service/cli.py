@@ -235,12 +235,14 @@ def attach(
 ) -> None:
     """Follow a detached sweep to its end, syncing its metrics into this warehouse as they land."""
     from rnnsweep.service.detach import attach as follow
+    from rnnsweep.service.detach import detached_job
     from rnnsweep.service.progress import SweepProgress
 
     with user_errors():
         try:
+            job = detached_job(warehouse, sweep)  # before the progress bar: a wrong name is one line
             with SweepProgress(sweep, total=0, enabled=not quiet) as progress:
-                status, tail = follow(warehouse, sweep, progress=lambda r: progress.show_sync(r))
+                status, tail = follow(warehouse, sweep, job, progress=lambda r: progress.show_sync(r))
         except KeyboardInterrupt:
             # Loads are transactional per chunk, so stopping mid-sync loses nothing.
             stderr_console().print(

@@ -166,15 +166,20 @@ def describe_job(job: DetachedJob) -> str:
     return f"Ray job {job.job_id} on {job.address}: {status or 'unknown to this cluster'}"
 
 
-def attach(warehouse: Path, sweep: str, poll: float = 2.0, progress=None) -> tuple[str, str]:
-    """Follow a detached sweep until its job ends, syncing as it goes; returns (status, last log lines)."""
-    from rnnsweep.service.sync import sync_sweep
-
+def detached_job(warehouse: Path, sweep: str) -> DetachedJob:
+    """The sweep's latest Ray job, or one line saying it has none."""
     job = latest_job(warehouse, sweep)
     if job is None:
         raise UserError(
             f"sweep {sweep!r} was not submitted with --detach from this warehouse; `rnnsweep status` lists sweeps"
         )
+    return job
+
+
+def attach(warehouse: Path, sweep: str, job: DetachedJob, poll: float = 2.0, progress=None) -> tuple[str, str]:
+    """Follow a detached sweep until its job ends, syncing as it goes; returns (status, last log lines)."""
+    from rnnsweep.service.sync import sync_sweep
+
     client = _client(job.address)
     while True:
         status = job_status(client, job.job_id)
