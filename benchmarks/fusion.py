@@ -1,7 +1,7 @@
 """Fusion alone: P trials of one shape as one fused model vs the same P trials one after another.
 
-No Ray, no DuckDB: one process, one thread, the real training loops (rnnsweep.jobs.train.train
-for each trial alone, rnnsweep.jobs.pack.train_pack for the pack) writing to a log that drops
+No Ray, no DuckDB: one process, one thread, the real training loop (rnnsweep.jobs.loop.train:
+each trial alone on its module engine, the pack on the fused engine) writing to a log that drops
 rows, so the table shows what fusing buys per pack size, the curve service/packing.py sizes
 packs by. Median of --repeats; the trials differ in lr and seed.
 
@@ -19,8 +19,7 @@ import time
 import torch
 
 from rnnsweep.jobs.config import DataConfig, ModelConfig, OptimizerConfig, TrialConfig
-from rnnsweep.jobs.pack import train_pack
-from rnnsweep.jobs.train import train
+from rnnsweep.jobs.loop import train
 
 
 class DroppedLog:
@@ -70,7 +69,7 @@ def main() -> None:
         args.n_train, args.sizes, args.repeats = 256, [1, 4], 1
     torch.set_num_threads(1)
 
-    alone = statistics.median(timed(lambda: train(trials(1, args)[0], DroppedLog())) for _ in range(args.repeats))
+    alone = statistics.median(timed(lambda: train(trials(1, args), [DroppedLog()])) for _ in range(args.repeats))
     print(
         f"{args.cell.upper()} {args.hidden} bidirectional, seq_len {args.seq_len}, {args.n_train} sequences, "
         f"batch 64, 1 epoch; 1 thread, torch {torch.__version__}; median of {args.repeats}"
@@ -81,7 +80,7 @@ def main() -> None:
     for size in args.sizes:
         members = trials(size, args)
         packed = statistics.median(
-            timed(lambda m=members: train_pack(m, [DroppedLog() for _ in m])) for _ in range(args.repeats)
+            timed(lambda m=members: train(m, [DroppedLog() for _ in m])) for _ in range(args.repeats)
         )
         sequential = alone * size
         print(

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from rnnsweep.jobs.config import DataConfig, ModelConfig, OptimizerConfig, TrainingConfig, TrialConfig
-from rnnsweep.jobs.entry import run_trial
+from rnnsweep.jobs.entry import run_unit
 from rnnsweep.service.spec import Grid
 from rnnsweep.service.submit import run_sweep
 
@@ -46,7 +46,7 @@ def tiny_trials(n: int, epochs: int, sweep: str) -> list[TrialConfig]:
 def plain_loop(trials: list[TrialConfig], storage: str) -> float:
     began = time.perf_counter()
     for trial in trials:
-        run_trial(trial, storage)
+        run_unit([trial], storage)
     return time.perf_counter() - began
 
 

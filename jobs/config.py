@@ -81,14 +81,20 @@ class ResourcesConfig(Section):
     pack_size: int = Field(0, ge=0, le=1024)
 
 
-class TrialConfig(Section):
+class TrialKeys(Section):
+    """The trial-level keys: a grid sets them in its [sweep] table, where a list of seeds is
+    `seeds` (rnnsweep.service.spec derives that table from this one)."""
+
+    task: TaskName = "events"
+    seed: int = Field(0, ge=0)  # model initialisation and batch order
+    epochs: int = Field(10, gt=0)  # passes over the training set
+    evals_per_epoch: int = Field(1, ge=1)  # validation passes per epoch
+
+
+class TrialConfig(TrialKeys):
     """One fully resolved trial. Its hash (minus resources) is the run_id."""
 
     sweep: str
-    task: TaskName
-    seed: int = Field(ge=0)  # model initialisation and batch order
-    epochs: int = Field(gt=0)
-    evals_per_epoch: int = Field(1, ge=1)  # validation passes per epoch
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     optimizer: OptimizerConfig = OptimizerConfig()

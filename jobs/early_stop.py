@@ -15,7 +15,8 @@ tests/test_early_stop.py replays the rule over both corpora.
 Non-finite losses are not this watch's business (the loop stops at once on them); a
 non-finite window is ignored.
 
-Stdlib only: imported by the training loops (`jobs/train.py`, `jobs/pack.py`).
+Stdlib only: imported by the training loop (`jobs/loop.py`), which feeds each member's
+`TrainLossWindow` every step and its watch the window's mean at every evaluation.
 """
 
 from __future__ import annotations
@@ -24,6 +25,29 @@ import math
 
 FACTOR = 2.0  # the window is at least this many times the best window so far
 PATIENCE = 2  # ... for this many evaluations in a row
+
+
+class TrainLossWindow:
+    """The mean training loss of the steps since the last evaluation: what the watch judges."""
+
+    def __init__(self):
+        self.total, self.steps = 0.0, 0
+
+    def add(self, train_loss: float) -> None:
+        self.total += train_loss
+        self.steps += 1
+
+    def close(self) -> float | None:
+        """The window's mean (None when no step was taken in it), and start the next one."""
+        mean = self.total / self.steps if self.steps else None
+        self.total, self.steps = 0.0, 0
+        return mean
+
+    def state(self) -> dict:
+        return {"total": self.total, "steps": self.steps}
+
+    def restore(self, state: dict) -> None:
+        self.total, self.steps = state["total"], state["steps"]
 
 
 class DivergenceWatch:

@@ -30,7 +30,7 @@ class FusedOptimizer:
         self.name = names.pop()
         self.model = model
         device = model.head_weight.device
-        self.base_lr = per_member([c.lr for c in configs], device)
+        self.lr = per_member([c.lr for c in configs], device)  # the loop sets it before every step
         self.beta1 = per_member([c.betas[0] for c in configs], device)
         self.beta2 = per_member([c.betas[1] for c in configs], device)
         self.momentum = per_member([c.momentum for c in configs], device)
@@ -41,21 +41,32 @@ class FusedOptimizer:
             name: (decay * (1 - spare_hh) if model.is_recurrent(name) else decay) if model.is_matrix(name) else None
             for name, _ in model.named_parameters()
         }
-        self.lr = self.base_lr.clone()
         self.steps = 0
         self.state: dict[str, dict[str, torch.Tensor]] = {name: {} for name, _ in model.named_parameters()}
 
-    def set_lr_factors(self, factors: torch.Tensor) -> None:
-        self.lr = self.base_lr * factors
-
     def keep(self, members: torch.Tensor) -> None:
         """Forget dropped members (see FusedSequenceModel.keep)."""
-        for attr in ("base_lr", "beta1", "beta2", "momentum", "lr"):
+        for attr in ("beta1", "beta2", "momentum", "lr"):
             setattr(self, attr, getattr(self, attr)[members])
         self.decay = {n: None if d is None else d[members] for n, d in self.decay.items()}
         for buffers in self.state.values():
             for key, value in buffers.items():
                 buffers[key] = value[members].contiguous()
+
+    def member_state(self, index: int) -> dict:
+        """One member's slice of every buffer, and the step count bias corrections use."""
+        buffers = {
+            name: {key: value[index].clone() for key, value in state.items()} for name, state in self.state.items()
+        }
+        return {"steps": self.steps, "buffers": buffers}
+
+    def load_member_states(self, states: list[dict]) -> None:
+        """Restack members' states (member_state's form; all taken at the same step)."""
+        self.steps = states[0]["steps"]
+        device = self.lr.device
+        for name, buffers in self.state.items():
+            for key in states[0]["buffers"][name]:
+                buffers[key] = torch.stack([s["buffers"][name][key] for s in states]).to(device)
 
     @torch.no_grad()
     def step(self) -> None:

@@ -93,6 +93,15 @@ def read_chunk(fs: pafs.FileSystem, path: str) -> pa.Table:
         return pa.ipc.open_file(f).read_all()
 
 
+def chunk_schema_version(table: pa.Table) -> int | None:
+    """The metric schema version a chunk says it was written with; None if it does not say."""
+    raw = (table.schema.metadata or {}).get(b"rnnsweep.metric_schema")
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
 def write_atomically(fs: pafs.FileSystem, path: str, payload: bytes) -> None:
     if isinstance(fs, pafs.LocalFileSystem):
         tmp = f"{path}.tmp"
@@ -120,26 +129,6 @@ def claim_attempt(fs: pafs.FileSystem, base: str, sweep: str, run_id: str, node:
     marker = {"attempt": attempt, "node": node, "started_at": time.time(), "pid": os.getpid()}
     write_atomically(fs, f"{directory}/started.json", json.dumps(marker).encode())
     return attempt
-
-
-def write_outcome(fs: pafs.FileSystem, base: str, sweep: str, run_id: str, attempt: int, summary: dict) -> None:
-    """How an attempt ended (status, steps, chunks written, node, times, error), beside its chunks."""
-    payload = json.dumps(summary, default=float).encode()
-    write_atomically(fs, f"{attempt_dir(base, sweep, run_id, attempt)}/outcome.json", payload)
-
-
-def read_outcomes(fs: pafs.FileSystem, base: str, sweep: str, run_id: str) -> dict[int, dict]:
-    """attempt -> its outcome.json, for the attempts that wrote one."""
-    run_dir = f"{base}/{sweep}/{run_id}"
-    selector = pafs.FileSelector(run_dir, recursive=True, allow_not_found=True)
-    outcomes = {}
-    for info in fs.get_file_info(selector):
-        parent, _, name = info.path.rpartition("/")
-        match = _ATTEMPT_DIR.match(parent.rpartition("/")[2])
-        if name == "outcome.json" and match:
-            with fs.open_input_file(info.path) as f:
-                outcomes[int(match[1])] = json.loads(f.read())
-    return outcomes
 
 
 def manifest_path(base: str, sweep: str) -> str:

@@ -23,7 +23,6 @@ from rnnsweep.service.query import run_query
 from rnnsweep.service.spec import Grid
 from rnnsweep.service.warehouse import Warehouse
 
-RECORD_JOB = "insert or replace into sweep_jobs values ($job_id, $sweep, $address, $storage_uri, now())"
 LATEST_JOB = (
     "select job_id, address, storage_uri from sweep_jobs where sweep = $sweep order by submitted_at desc limit 1"
 )
@@ -69,11 +68,23 @@ def submission_id(grid: Grid, storage_uri: str) -> str:
 
 
 def submit_detached(
-    grid: Grid, warehouse: Path, storage_uri: str, address: str, max_in_flight: int | None = None, pack: bool = True
+    grid: Grid,
+    warehouse: Path,
+    storage_uri: str,
+    address: str | None,
+    max_in_flight: int | None = None,
+    pack: bool = True,
 ) -> tuple[DetachedJob, bool]:
-    """Submit the sweep as a Ray Job; returns the job and whether it was newly submitted."""
+    """Submit the sweep as a Ray Job; returns the job and whether it was newly submitted.
+
+    What a cluster could not run is refused first, before the job server is contacted or anything written.
+    """
     from rnnsweep.service.submit import publish_manifest
 
+    if not address:
+        raise UserError(
+            "--detach needs --address: the cluster's job server, e.g. http://127.0.0.1:8265 through `ray dashboard`"
+        )
     if "://" not in storage_uri and not address.startswith(("http://127.0.0.1", "http://localhost")):
         raise UserError(
             f"--detach needs storage the cluster can write and you can read: pass --storage s3://... "
@@ -104,9 +115,7 @@ def submit_detached(
                 )
             except (OSError, RuntimeError) as e:
                 raise UserError(f"the Ray job server at {address} refused the job: {str(e).splitlines()[0]}") from None
-        wh.con.execute(
-            RECORD_JOB, {"job_id": job_id, "sweep": grid.name, "address": address, "storage_uri": storage_uri}
-        )
+        wh.record_job(job_id, grid.name, address, storage_uri)
     return DetachedJob(job_id, address, storage_uri), True
 
 

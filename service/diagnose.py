@@ -26,11 +26,6 @@ order by sweep, label, run_id
 THRESHOLDS = "select name, value, default_value, source, description from thresholds order by name"
 THRESHOLD_NAMES = "select name from thresholds"
 SWEEP_EXISTS = "select count(*) as n from sweeps where name = $sweep"
-SET_OVERRIDE = """
-insert into threshold_overrides values ($name, $value, now())
-on conflict (name) do update set value = excluded.value, set_at = now()
-"""
-RESET_OVERRIDE = "delete from threshold_overrides where name = $name"
 
 
 def parse_assignments(assignments: list[str]) -> dict[str, float]:
@@ -78,9 +73,4 @@ def set_thresholds(warehouse: Path, values: dict[str, float], reset: list[str]) 
     """Per-warehouse overrides: every later diagnosis of this warehouse uses them."""
     check_names(warehouse, [*values, *reset])
     with Warehouse.open(warehouse, build_views=True) as wh:
-        wh.con.begin()
-        for name, value in values.items():
-            wh.con.execute(SET_OVERRIDE, {"name": name, "value": value})
-        for name in reset:
-            wh.con.execute(RESET_OVERRIDE, {"name": name})
-        wh.con.commit()
+        wh.set_threshold_overrides(values, reset)

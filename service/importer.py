@@ -53,18 +53,6 @@ KNOWN_PARAMS = (
 )
 TASKS = ("classification", "regression")
 
-SWEEP_SOURCES = "select distinct source from runs where sweep = $sweep"
-UPSERT_SWEEP = """
-insert into sweeps values ($name, $path, '', '', $axes, now(), now())
-on conflict (name) do update set grid_path = excluded.grid_path, axes = excluded.axes, updated_at = now()
-"""
-DELETE_METRICS = "delete from metrics where run_id in (select run_id from imported_runs)"
-UPSERT_RUNS = """
-insert or replace into runs (run_id, sweep, trial_index, status, source, attempts, config, steps, ended_at)
-select run_id, $sweep, trial_index, 'finished', 'import', 1, config, steps, now() from imported_runs
-"""
-INSERT_METRICS = "insert into metrics select run_id, 0, 0, step, epoch, metric, value from imported_metrics"
-
 
 @dataclass(frozen=True)
 class ImportReport:
@@ -190,15 +178,7 @@ def import_runs(warehouse: Path, metrics_path: Path, params_path: Path | None, s
         }
     )
     with Warehouse.open(warehouse, build_views=True) as wh:
-        sources = {s for (s,) in wh.con.execute(SWEEP_SOURCES, {"sweep": sweep}).fetchall()}
-        if sources - {"import"}:
+        if wh.sweep_sources(sweep) - {"import"}:
             raise UserError(f"sweep {sweep!r} holds runs trained by rnnsweep; import into another --sweep name")
-        wh.con.begin()
-        wh.con.register("imported_runs", imported_runs)
-        wh.con.register("imported_metrics", imported_metrics)
-        wh.con.execute(UPSERT_SWEEP, {"name": sweep, "path": str(metrics_path), "axes": axes})
-        wh.con.execute(DELETE_METRICS)
-        wh.con.execute(UPSERT_RUNS, {"sweep": sweep})
-        wh.con.execute(INSERT_METRICS)
-        wh.con.commit()
+        wh.import_runs(sweep, str(metrics_path), axes, imported_runs, imported_metrics)
     return ImportReport(sweep, len(run_ids), metrics.num_rows)

@@ -17,7 +17,7 @@ import math
 from collections import defaultdict
 
 from rnnsweep.jobs.config import TrialConfig
-from rnnsweep.jobs.shapes import GATES, pack_key
+from rnnsweep.jobs.shapes import GATES, input_channels, pack_key
 
 MAX_PACK = 64
 STEP_BUDGET = {"cpu": 1.5e8, "gpu": 1e10}  # multiply-adds per fused optimizer step
@@ -26,7 +26,8 @@ STEP_BUDGET = {"cpu": 1.5e8, "gpu": 1e10}  # multiply-adds per fused optimizer s
 def step_work(config: TrialConfig) -> float:
     """Multiply-adds of one member's forward step: batch x time x gates x H x (inputs + H), per layer and direction."""
     m, d = config.model, 2 if config.model.bidirectional else 1
-    features = config.data.n_features if config.task != "word_vectors" else 27  # one-hot characters
+    # A file's channels are known once a worker reads it; for this estimate data.n_features stands in.
+    features = config.data.n_features if config.task == "file" else input_channels(config.task, config.data)
     per_layer = [features] + [m.hidden * d] * (m.layers - 1)
     macs = sum(GATES[m.cell] * m.hidden * (inputs + m.hidden) * d for inputs in per_layer)
     return config.training.batch_size * config.data.seq_len * macs

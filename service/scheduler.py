@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from rnnsweep.jobs.config import TrialConfig
+from rnnsweep.jobs.outcome import AttemptOutcome
 from rnnsweep.service.errors import UserError
 
 CANCEL_WAIT_SECONDS = 15.0
@@ -98,11 +99,10 @@ class TrialRunner:
     def __post_init__(self):
         import ray
 
-        from rnnsweep.jobs.entry import run_pack, run_trial
+        from rnnsweep.jobs.entry import run_unit
 
         self.queue = deque(self.units)
-        self._trial = ray.remote(run_trial)
-        self._pack = ray.remote(run_pack)
+        self._task = ray.remote(run_unit)
 
     @property
     def busy(self) -> bool:
@@ -123,18 +123,14 @@ class TrialRunner:
                 "max_retries": first.resources.max_retries,
                 "retry_exceptions": False,
             }
-            if len(unit) == 1:
-                ref = self._trial.options(**options, name=f"trial-{first.run_id}").remote(first, self.storage_uri)
-            else:
-                ref = self._pack.options(**options, name=f"pack-{first.run_id}+{len(unit) - 1}").remote(
-                    unit, self.storage_uri
-                )
+            name = f"trial-{first.run_id}" if len(unit) == 1 else f"pack-{first.run_id}+{len(unit) - 1}"
+            ref = self._task.options(**options, name=name).remote(unit, self.storage_uri)
             self.in_flight[ref] = unit
             started += [t.run_id for t in unit]
         return started
 
-    def wait(self, timeout: float) -> list[tuple[TrialConfig, dict | None, str | None]]:
-        """Trials that ended within `timeout`: (trial, summary, None) or (trial, None, error)."""
+    def wait(self, timeout: float) -> list[tuple[TrialConfig, AttemptOutcome | None, str | None]]:
+        """Trials that ended within `timeout`: (trial, outcome, None) or (trial, None, error)."""
         import ray
 
         if not self.in_flight:
@@ -153,9 +149,7 @@ class TrialRunner:
             # where cancel_all finds it, not lost between the two.
             unit = self.in_flight[ref]
             try:
-                result = ray.get(ref)
-                summaries = result if isinstance(result, list) else [result]
-                ended += [(t, s, None) for t, s in zip(unit, summaries, strict=True)]
+                ended += [(t, o, None) for t, o in zip(unit, ray.get(ref), strict=True)]
             except ray.exceptions.RayError as e:
                 ended += [(t, None, describe_failure(e)) for t in unit]
             del self.in_flight[ref]

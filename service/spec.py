@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, create_model
 
 from rnnsweep.jobs.config import (
     DataConfig,
@@ -24,9 +24,9 @@ from rnnsweep.jobs.config import (
     OptimizerConfig,
     ResourcesConfig,
     Section,
-    TaskName,
     TrainingConfig,
     TrialConfig,
+    TrialKeys,
 )
 from rnnsweep.service.errors import GridError
 
@@ -34,15 +34,22 @@ MAX_GRID_BYTES = 1 << 20  # tomllib can be made to chew on a huge file; nobody's
 MAX_TRIALS_WITHOUT_YES = 10_000
 
 
-class SweepSection(Section):
-    """[sweep]: what the sweep is called, which task, and the per-trial schedule."""
+# [sweep] key -> the TrialConfig field it sets: every trial-level key (jobs.config.TrialKeys)
+# under its own name, but seeds are plural, since a list of them is the usual axis.
+TRIAL_FIELDS = {"seeds" if field == "seed" else field: field for field in TrialKeys.model_fields}
 
-    name: str = Field("", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # default: file name
-    storage: str = ""  # where metric logs go: a path or s3://, gs://... (default: beside the warehouse)
-    task: TaskName = "events"
-    seeds: int = Field(0, ge=0)  # a list of seeds is an axis, like any other list
-    epochs: int = Field(10, gt=0)
-    evals_per_epoch: int = Field(1, ge=1)
+SweepSection = create_model(
+    "SweepSection",
+    __base__=Section,
+    __module__=__name__,
+    __doc__="[sweep]: the sweep's name and storage, and the trial-level keys with TrialKeys' types and defaults.",
+    name=(str, Field("", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")),  # default: file name
+    storage=(str, ""),  # where metric logs go: a path or s3://, gs://... (default: beside the warehouse)
+    **{
+        key: (TrialKeys.model_fields[field].annotation, TrialKeys.model_fields[field])
+        for key, field in TRIAL_FIELDS.items()
+    },
+)
 
 
 SECTIONS: dict[str, type[Section]] = {
@@ -53,8 +60,8 @@ SECTIONS: dict[str, type[Section]] = {
     "training": TrainingConfig,
     "resources": ResourcesConfig,
 }
-SINGLE_VALUED = {("sweep", "name"), ("sweep", "storage")}
-SWEEP_ONLY = {("sweep", "name"), ("sweep", "storage")}  # describe the sweep, not a trial
+SWEEP_ONLY = {("sweep", key) for key in SweepSection.model_fields if key not in TRIAL_FIELDS}  # not a trial's
+SINGLE_VALUED = SWEEP_ONLY  # one sweep has one name and one storage: never an axis
 PAIR_VALUED = {("optimizer", "betas")}
 
 
@@ -239,7 +246,7 @@ def _resolve_data_paths(label: str, grid_path: Path, values: dict, errors: list[
 
 
 def _check_task_needs(label: str, values: dict, errors: list[str]) -> None:
-    tasks = values.get(("sweep", "task"), ["events"])
+    tasks = values.get(("sweep", "task"), [TrialKeys().task])
     if "file" in tasks and not any(values.get(("data", "path"), [""])):
         errors.append(f'{label}: data.path: required when sweep.task = "file" (an .npz or .parquet file)')
     if "file" not in tasks and any(values.get(("data", "path"), [""])):
@@ -259,10 +266,10 @@ def _expand(name: str, values: dict[tuple[str, str], list]):
     for combination in itertools.product(*(values[k] for k in keys)):
         chosen = dict(zip(keys, combination, strict=True))
         sections: dict[str, dict] = {s: {} for s in SECTIONS if s != "sweep"}
-        top: dict[str, Any] = {"sweep": name, "task": "events", "seed": 0, "epochs": SweepSection().epochs}
+        top: dict[str, Any] = {"sweep": name}  # trial-level keys the grid leaves out take TrialKeys' defaults
         for (section, key), value in chosen.items():
             if section == "sweep":
-                top["seed" if key == "seeds" else key] = value
+                top[TRIAL_FIELDS[key]] = value
             else:
                 sections[section][key] = value
         yield TrialConfig(**top, **{s: SECTIONS[s](**v) for s, v in sections.items()})
@@ -272,5 +279,5 @@ def axis_value(trial: TrialConfig, dotted: str):
     """The value a trial took on an axis named like "optimizer.lr" or "sweep.seeds"."""
     section, key = dotted.split(".")
     if section == "sweep":
-        return getattr(trial, "seed" if key == "seeds" else key)
+        return getattr(trial, TRIAL_FIELDS[key])
     return getattr(getattr(trial, section), key)

@@ -13,14 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rnnsweep.jobs.config import TrialConfig
-from rnnsweep.jobs.metric_log import (
-    list_attempts,
-    list_chunks,
-    read_outcomes,
-    resolve_storage,
-    write_manifest,
-    write_outcome,
-)
+from rnnsweep.jobs.metric_log import list_attempts, list_chunks, resolve_storage, write_manifest
+from rnnsweep.jobs.outcome import AttemptOutcome, read_outcomes, write_outcome
 from rnnsweep.service.driver import driver_lock
 from rnnsweep.service.errors import UserError
 from rnnsweep.service.progress import SweepProgress
@@ -43,18 +37,20 @@ class SweepReport:
     seconds: float
 
 
-def outcome_of(trial: TrialConfig, summary: dict | None, error: str | None, attempts: int) -> dict:
-    if summary is not None:  # from the Ray task, or an attempt's outcome.json in storage
+def outcome_of(trial: TrialConfig, outcome: AttemptOutcome | None, error: str | None, attempts: int) -> dict:
+    """The runs-table update for a trial that ended: from its attempt's outcome (the Ray task's,
+    or outcome.json in storage), or from Ray's error when the task never returned one."""
+    if outcome is not None:
         return {
             "run_id": trial.run_id,
-            "status": summary["status"],
-            "attempt": summary["attempt"],
-            "node": summary.get("node"),
-            "started_at": summary.get("started_at"),
-            "ended_at": summary.get("ended_at"),
-            "steps": summary.get("steps"),
-            "stop_reason": summary.get("stop_reason") or None,
-            "error": summary.get("error"),
+            "status": outcome.status,
+            "attempt": outcome.attempt,
+            "node": outcome.node,
+            "started_at": outcome.started_at,
+            "ended_at": outcome.ended_at,
+            "steps": outcome.steps,
+            "stop_reason": outcome.stop_reason or None,
+            "error": outcome.error,
         }
     return {
         "run_id": trial.run_id,
@@ -76,7 +72,7 @@ class SweepLoader:
         self.warehouse, self.sweep = warehouse, sweep
         self.fs, self.base = resolve_storage(storage_uri)
         self.started: list[str] = []
-        self.ended: list[tuple[TrialConfig, dict | None, str | None]] = []
+        self.ended: list[tuple[TrialConfig, AttemptOutcome | None, str | None]] = []
         self.last_load = 0.0
 
     def due(self) -> bool:
@@ -110,17 +106,17 @@ class SweepLoader:
             wh.load_chunks(self.fs, chunks)
             loaded = wh.loaded_chunks([t.run_id for t, _, _ in ended])
             outcomes = []
-            for trial, summary, error in ended:
+            for trial, attempt, error in ended:
                 attempts = len({c.attempt for c in chunks if c.run_id == trial.run_id})
-                outcome = outcome_of(trial, summary, error, attempts)
-                if summary is None:
+                outcome = outcome_of(trial, attempt, error, attempts)
+                if attempt is None:
                     self._record_in_storage(trial, outcome)
-                if summary is not None and summary["status"] != "failed":
-                    have = sum(1 for r, a, _ in loaded if r == trial.run_id and a == summary["attempt"])
-                    if have != summary["chunks"]:
+                if attempt is not None and attempt.status != "failed":
+                    have = sum(1 for r, a, _ in loaded if r == trial.run_id and a == attempt.attempt)
+                    if have != attempt.chunks:
                         outcome |= {
                             "status": "failed",
-                            "error": f"metric log incomplete: {have} of {summary['chunks']} chunks loaded",
+                            "error": f"metric log incomplete: {have} of {attempt.chunks} chunks loaded",
                         }
                 outcomes.append(outcome)
             wh.record_outcomes(outcomes)
@@ -133,9 +129,14 @@ class SweepLoader:
         the run's last attempt, so `rnnsweep sync` elsewhere does not show the run running forever."""
         attempts = list_attempts(self.fs, self.base, self.sweep, trial.run_id)
         if attempts and attempts[-1] not in read_outcomes(self.fs, self.base, self.sweep, trial.run_id):
-            write_outcome(
-                self.fs, self.base, self.sweep, trial.run_id, attempts[-1], outcome | {"attempt": attempts[-1]}
+            failed = AttemptOutcome(
+                run_id=trial.run_id,
+                attempt=attempts[-1],
+                status="failed",
+                ended_at=outcome["ended_at"],
+                error=outcome["error"],
             )
+            write_outcome(self.fs, self.base, self.sweep, failed)
 
 
 def publish_manifest(grid: Grid, storage_uri: str) -> None:

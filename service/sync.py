@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rnnsweep.jobs.config import TrialConfig
-from rnnsweep.jobs.metric_log import list_attempts, read_manifest, read_outcomes, resolve_storage
+from rnnsweep.jobs.metric_log import list_attempts, read_manifest, resolve_storage
+from rnnsweep.jobs.outcome import OutcomeFileError, read_outcomes
 from rnnsweep.service.driver import driver_lock
 from rnnsweep.service.errors import UserError
 from rnnsweep.service.submit import SweepLoader
@@ -48,7 +49,10 @@ def sync_sweep(warehouse: Path, sweep: str, storage_uri: str) -> SyncReport:
             attempts = list_attempts(fs, base, sweep, trial.run_id)
             if not attempts:
                 continue  # never started
-            outcome = read_outcomes(fs, base, sweep, trial.run_id).get(attempts[-1])
+            try:
+                outcome = read_outcomes(fs, base, sweep, trial.run_id).get(attempts[-1])
+            except OutcomeFileError as e:
+                raise UserError(f"cannot sync {sweep}: {e}") from None
             if outcome is None:
                 running.append(trial.run_id)
             else:

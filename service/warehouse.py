@@ -7,7 +7,11 @@ writer opens with `build_views=True`.
 Writers open the file for as short a time as they can (one load, then close), so
 `rnnsweep query` and `status` get in between while a sweep runs. Exactly-once loading rests
 on the ledger: a chunk (run, attempt, chunk) goes in with its ledger row in one
-transaction, and a chunk already in the ledger is never read again.
+transaction, and a chunk already in the ledger is never read again. A chunk written with
+another metric schema version is refused, not guessed at.
+
+Every write is a method of `Warehouse` and every SQL statement that writes lives in this
+module: the CLI, submit, sync, import and diagnose call methods, never the connection.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from rnnsweep.jobs.metric_log import METRIC_SCHEMA, ChunkFile, read_chunk
+from rnnsweep.jobs.metric_log import METRIC_SCHEMA, SCHEMA_VERSION, ChunkFile, chunk_schema_version, read_chunk
 from rnnsweep.service.errors import UserError, WarehouseBusy
 
 STATUSES = ("pending", "running", "finished", "failed", "stopped", "cancelled")
@@ -88,6 +92,8 @@ create table if not exists metric_chunks (
 );
 """
 
+# One upsert for every sweep: submitted ones store their grid and storage; imported ones
+# store '' for both (their rows come from a file, not a grid, and leave no logs to sync).
 UPSERT_SWEEP = """
 insert into sweeps values ($name, $grid_path, $grid_text, $storage_uri, $axes, now(), now())
 on conflict (name) do update set
@@ -134,6 +140,22 @@ delete from metrics m using outcomes o
 where m.run_id = o.run_id and m.attempt < o.attempt
   and m.step >= (select min(f.step) from metrics f where f.run_id = o.run_id and f.attempt = o.attempt)
 """
+RECORD_JOB = "insert or replace into sweep_jobs values ($job_id, $sweep, $address, $storage_uri, now())"
+SET_OVERRIDES = """
+insert into threshold_overrides select name, value, now() from incoming_overrides
+on conflict (name) do update set value = excluded.value, set_at = now()
+"""
+RESET_OVERRIDES = "delete from threshold_overrides where list_contains($names, name)"
+SWEEP_SOURCES = "select distinct source from runs where sweep = $sweep"
+# An import replaces its runs whole: a corrected file re-imported leaves no stale rows.
+DELETE_IMPORTED_METRICS = "delete from metrics where run_id in (select run_id from imported_runs)"
+UPSERT_IMPORTED_RUNS = """
+insert or replace into runs (run_id, sweep, trial_index, status, source, attempts, config, steps, ended_at)
+select run_id, $sweep, trial_index, 'finished', 'import', 1, config, steps, now() from imported_runs
+"""
+INSERT_IMPORTED_METRICS = "insert into metrics select run_id, 0, 0, step, epoch, metric, value from imported_metrics"
+
+OVERRIDE_SCHEMA = pa.schema([("name", pa.string()), ("value", pa.float64())])
 
 OUTCOME_SCHEMA = pa.schema(
     [
@@ -241,15 +263,56 @@ class Warehouse:
             }
         )
         self.con.begin()
-        self.con.execute(
-            UPSERT_SWEEP,
-            {"name": name, "grid_path": grid_path, "grid_text": grid_text, "storage_uri": storage_uri, "axes": axes},
-        )
+        self._upsert_sweep(name, grid_path, grid_text, storage_uri, axes)
         self.con.register("new_runs", new_runs)
         self.con.execute(INSERT_NEW_RUNS)
         self.con.unregister("new_runs")
         self.con.commit()
         return dict(self.con.execute(RUN_STATUSES, {"sweep": name}).fetchall())
+
+    def _upsert_sweep(self, name: str, grid_path: str, grid_text: str, storage_uri: str, axes: list[str]) -> None:
+        self.con.execute(
+            UPSERT_SWEEP,
+            {"name": name, "grid_path": grid_path, "grid_text": grid_text, "storage_uri": storage_uri, "axes": axes},
+        )
+
+    def sweep_sources(self, sweep: str) -> set[str]:
+        """Where the sweep's runs came from: 'rnnsweep', 'import', both, or none yet."""
+        return {source for (source,) in self.con.execute(SWEEP_SOURCES, {"sweep": sweep}).fetchall()}
+
+    def import_runs(self, sweep: str, grid_path: str, axes: list[str], runs: pa.Table, metrics: pa.Table) -> None:
+        """Replace imported runs and their metrics in one transaction.
+
+        `runs` has run_id, trial_index, config and steps; `metrics` has run_id, step, epoch,
+        metric and value. Imported rows take attempt 0, chunk 0 and no ledger row: they come
+        from one file, not from chunks.
+        """
+        self.con.begin()
+        self.con.register("imported_runs", runs)
+        self.con.register("imported_metrics", metrics)
+        self._upsert_sweep(sweep, grid_path, "", "", axes)
+        self.con.execute(DELETE_IMPORTED_METRICS)
+        self.con.execute(UPSERT_IMPORTED_RUNS, {"sweep": sweep})
+        self.con.execute(INSERT_IMPORTED_METRICS)
+        self.con.unregister("imported_runs")
+        self.con.unregister("imported_metrics")
+        self.con.commit()
+
+    def record_job(self, job_id: str, sweep: str, address: str, storage_uri: str) -> None:
+        """A detached sweep's Ray Job, so `attach` can find it later."""
+        self.con.execute(RECORD_JOB, {"job_id": job_id, "sweep": sweep, "address": address, "storage_uri": storage_uri})
+
+    def set_threshold_overrides(self, values: dict[str, float], reset: list[str]) -> None:
+        """Per-warehouse threshold overrides, set and reset in one transaction (a name in both ends reset)."""
+        self.con.begin()
+        if values:
+            overrides = pa.table({"name": list(values), "value": list(values.values())}, schema=OVERRIDE_SCHEMA)
+            self.con.register("incoming_overrides", overrides)
+            self.con.execute(SET_OVERRIDES)
+            self.con.unregister("incoming_overrides")
+        if reset:
+            self.con.execute(RESET_OVERRIDES, {"names": list(reset)})
+        self.con.commit()
 
     def mark_running(self, run_ids: list[str]) -> None:
         if run_ids:
@@ -290,6 +353,15 @@ class Warehouse:
                 table = read_chunk(fs, chunk.path)
             except (OSError, pa.ArrowInvalid) as e:  # complete files only ever appear; say so if not
                 print(f"rnnsweep: skipping unreadable metric chunk {chunk.path}: {e}", file=sys.stderr)
+                continue
+            version = chunk_schema_version(table)
+            if version != SCHEMA_VERSION:  # columns may mean something else: refuse, never guess
+                found = "no metric schema version" if version is None else f"metric schema version {version}"
+                print(
+                    f"rnnsweep: refusing metric chunk {chunk.path}: {found}, "
+                    f"this rnnsweep reads version {SCHEMA_VERSION}",
+                    file=sys.stderr,
+                )
                 continue
             tables.append(table.select(METRIC_SCHEMA.names).cast(METRIC_SCHEMA))
             ledger.append(

@@ -20,6 +20,14 @@ def tiny_trial(task: str = "events", **sections) -> TrialConfig:
     return TrialConfig(**top, data=DataConfig(**data), model=ModelConfig(**model), **sections)
 
 
+def run_trial(config: TrialConfig, storage: str):
+    """One trial alone through the Ray task body, in this process; its AttemptOutcome."""
+    from rnnsweep.jobs.entry import run_unit
+
+    [outcome] = run_unit([config], storage)
+    return outcome
+
+
 @pytest.fixture
 def write_grid(tmp_path: Path):
     """write_grid(text) -> path of a grid.toml holding that text."""

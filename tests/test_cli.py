@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from rnnsweep.service.cli import app
@@ -16,19 +17,7 @@ from rnnsweep.service.warehouse import Warehouse
 from tests.conftest import tiny_trial
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = [
-    "submit",
-    "resume",
-    "cancel",
-    "sync",
-    "attach",
-    "status",
-    "query",
-    "diagnose",
-    "thresholds",
-    "import",
-    "report",
-]
+COMMANDS = list(typer.main.get_command(app).commands)  # from the app itself: a new command is checked at once
 
 
 @pytest.fixture

@@ -20,11 +20,10 @@ import torch
 from pydantic import ValidationError
 
 from rnnsweep.jobs.config import OptimizerConfig, TrainingConfig, TrialConfig
-from rnnsweep.jobs.early_stop import FACTOR, PATIENCE, DivergenceWatch, watch_for
-from rnnsweep.jobs.entry import run_trial
+from rnnsweep.jobs.early_stop import FACTOR, PATIENCE, DivergenceWatch, TrainLossWindow, watch_for
 from rnnsweep.jobs.metric_log import list_chunks, resolve_storage
-from rnnsweep.jobs.train import train
-from tests.conftest import tiny_trial
+from rnnsweep.jobs.loop import train
+from tests.conftest import run_trial, tiny_trial
 
 CORPUS = Path(__file__).parent / "corpus"
 FOLDERS = {"corpus": CORPUS, "holdout": CORPUS / "holdout"}
@@ -40,7 +39,7 @@ CAUGHT = {"corpus": 4, "holdout": 2}
 
 def window_losses(folder: Path) -> dict[str, list[float]]:
     """Per run, the mean train_loss of the steps since the previous evaluation, at each
-    evaluation after step 0 (the steps where val_loss is logged): what train() feeds the watch."""
+    evaluation after step 0 (the steps where val_loss is logged), through the loop's own window."""
     table = pq.read_table(folder / "metrics.parquet", columns=["run_id", "step", "metric", "value"])
     losses: dict[str, dict[int, float]] = {}
     evaluations: dict[str, list[int]] = {}
@@ -51,11 +50,12 @@ def window_losses(folder: Path) -> dict[str, list[float]]:
             evaluations.setdefault(row["run_id"], []).append(row["step"])
     windows = {}
     for run_id, steps in losses.items():
-        previous, means = 0, []
+        previous, means, window = 0, [], TrainLossWindow()
         for evaluation in sorted(evaluations.get(run_id, [])):
-            window = [steps[s] for s in range(previous + 1, evaluation + 1) if s in steps]
-            assert len(window) == evaluation - previous, (run_id, evaluation)  # every step is logged
-            means.append(sum(window) / len(window))
+            for step in range(previous + 1, evaluation + 1):
+                assert step in steps, (run_id, evaluation)  # every step is logged
+                window.add(steps[step])
+            means.append(window.close())
             previous = evaluation
         windows[run_id] = means
     return windows
@@ -239,7 +239,7 @@ def blowing_up(early_stop: str, optimizer: OptimizerConfig | None = None) -> Tri
 
 def test_a_run_that_blows_up_stops_early_with_its_reason():
     log = ListLog()
-    outcome = train(blowing_up("diverged"), log)
+    [outcome] = train([blowing_up("diverged")], [log])
     assert outcome.status == "stopped" and outcome.stop_reason.startswith("diverged: train loss ")
     assert 0 < outcome.steps < 80
     assert log.curve("early_stopped") == {outcome.steps: 1.0}  # beside that evaluation's metrics
@@ -247,7 +247,7 @@ def test_a_run_that_blows_up_stops_early_with_its_reason():
     assert log.flushes >= 1
 
     untouched = ListLog()
-    full = train(blowing_up("off"), untouched)
+    [full] = train([blowing_up("off")], [untouched])
     assert (full.status, full.stop_reason, full.steps) == ("finished", "", 80)
     assert "early_stopped" not in {m for _, m, _ in untouched.rows}
     # watching changes nothing about the training itself, up to the stop
@@ -256,29 +256,39 @@ def test_a_run_that_blows_up_stops_early_with_its_reason():
 
 
 def test_a_run_that_learns_is_not_stopped():
-    outcome = train(blowing_up("diverged", OptimizerConfig(name="adam", lr=1e-3)), ListLog())
+    [outcome] = train([blowing_up("diverged", OptimizerConfig(name="adam", lr=1e-3))], [ListLog()])
     assert (outcome.status, outcome.steps) == ("finished", 80)
 
 
-def test_a_resumed_attempt_watches_on_from_its_checkpoint(monkeypatch):
-    from rnnsweep.jobs import train as train_module
+class ListCheckpoints:
+    """A CheckpointStore stand-in for one trial: resumes from `resume`, keeps every save in memory."""
 
-    monkeypatch.setattr(train_module, "CHUNK_STEPS", 3)  # a checkpoint every 3 steps: mid-window too
-    trial = blowing_up("diverged", OptimizerConfig(name="adam", lr=1.0))
-    saved: list[bytes] = []
+    def __init__(self, resume: dict | None = None):
+        self.resume, self.saved = resume, []
 
-    def save(state: dict) -> None:
+    def load(self) -> list[dict | None]:
+        return [self.resume]
+
+    def save(self, states: dict[int, dict]) -> None:
         buffer = io.BytesIO()
-        torch.save(state, buffer)  # now: the model's tensors change in place afterwards
-        saved.append(buffer.getvalue())
+        torch.save(states[0], buffer)  # now: the model's tensors change in place afterwards
+        self.saved.append(buffer.getvalue())
 
-    reference = train(trial, ListLog(), save_checkpoint=save)
+
+def test_a_resumed_attempt_watches_on_from_its_checkpoint(monkeypatch):
+    from rnnsweep.jobs import loop
+
+    monkeypatch.setattr(loop, "CHUNK_STEPS", 3)  # a checkpoint every 3 steps: mid-window too
+    trial = blowing_up("diverged", OptimizerConfig(name="adam", lr=1.0))
+    checkpoints = ListCheckpoints()
+
+    [reference] = train([trial], [ListLog()], checkpoints=checkpoints)
     assert reference.status == "stopped" and reference.steps > 12
-    states = [torch.load(io.BytesIO(b), weights_only=False) for b in saved]
-    mid_window = [s for s in states if s["window_steps"]]  # an evaluation every 2 steps, a checkpoint every 3
+    states = [torch.load(io.BytesIO(b), weights_only=False) for b in checkpoints.saved]
+    mid_window = [s for s in states if s["window"]["steps"]]  # an evaluation every 2 steps, a checkpoint every 3
     assert mid_window and mid_window[-1]["watch"]["best"] is not None
     for state in (states[-1], mid_window[-1], mid_window[len(mid_window) // 2]):
-        resumed = train(trial, ListLog(), resume=state)
+        [resumed] = train([trial], [ListLog()], checkpoints=ListCheckpoints(resume=state))
         assert (resumed.status, resumed.stop_reason, resumed.steps) == (
             reference.status,
             reference.stop_reason,
@@ -314,7 +324,7 @@ def test_an_early_stopped_run_is_diagnosed_diverged_at_its_stop(tmp_path):
     trial = blowing_up("diverged")
     storage = tmp_path / "logs"
     summary = run_trial(trial, str(storage))
-    assert summary["status"] == "stopped"
+    assert summary.status == "stopped"
     warehouse = tmp_path / "wh.duckdb"
     fs, base = resolve_storage(str(storage))
     with Warehouse.open(warehouse, build_views=True) as wh:
@@ -325,9 +335,9 @@ def test_an_early_stopped_run_is_diagnosed_diverged_at_its_stop(tmp_path):
     assert (row["label"], row["confidence"], row["onset_step"], row["metric"]) == (
         "diverged",
         "high",
-        summary["steps"],
+        summary.steps,
         "train_loss",
     )
-    assert row["evidence"].startswith(f"stopped early at step {summary['steps']} (training.early_stop), ")
-    assert summary["stop_reason"] in row["evidence"] and "train loss best" in row["evidence"]
+    assert row["evidence"].startswith(f"stopped early at step {summary.steps} (training.early_stop), ")
+    assert summary.stop_reason in row["evidence"] and "train loss best" in row["evidence"]
     assert "lower optimizer.lr 50 -> 5" in row["fix"]

@@ -221,29 +221,36 @@ def test_a_worker_killed_mid_trial_resumes_from_its_checkpoint_and_leaves_no_dup
     assert_invariants(warehouse, finished=2)
 
 
-def test_a_worker_killed_mid_pack_retrains_its_members_and_leaves_no_duplicates(tmp_path):
+def test_a_worker_killed_mid_pack_resumes_both_members_from_their_checkpoints(tmp_path):
     text = GRID.replace("lr = [0.001, 0.002, 0.003, 0.004, 0.005, 0.006]", "lr = [0.003, 0.004]")
     text = text.replace("epochs = 6", "epochs = 10").replace("pack_size = 1", "pack_size = 2")
     grid_file = tmp_path / "grid.toml"
-    grid_file.write_text(text)  # one pack of two, 480 steps: its first chunks are on disk at step 250
+    grid_file.write_text(text)  # one pack of two, 480 steps: its first checkpoints are on disk at step 250
     spec = load_grid(grid_file)
     warehouse, storage = tmp_path / "wh.duckdb", tmp_path / "logs"
-    first = storage / "faulty" / spec.trials[0].run_id / "attempt-000"
+    runs = [storage / "faulty" / t.run_id for t in spec.trials]
 
     outcome = {}
     worker = threading.Thread(
         target=lambda: outcome.update(report=run_sweep(spec, warehouse, str(storage), show_progress=False))
     )
     worker.start()
-    wait_for(lambda: any(first.glob("chunk-*.arrow")), every=0.05)
-    pid = json.loads((first / "started.json").read_text())["pid"]
+    wait_for(lambda: all((run / "checkpoint.pt").exists() for run in runs), every=0.05)
+    pid = json.loads((runs[0] / "attempt-000" / "started.json").read_text())["pid"]
     os.kill(pid, signal.SIGKILL)  # the Ray worker training the pack, by its own pid
     worker.join(timeout=180)
     assert not worker.is_alive()
 
     assert outcome["report"].counts == {"finished": 2}
-    # packs keep no checkpoints: Ray's retry trained both members again from step 0, and
-    # the dead attempt's rows gave way to the new attempt's, step for step
     assert rows(warehouse, "select attempts from runs") == [{"attempts": 2}] * 2
-    assert rows(warehouse, "select distinct attempt from metrics") == [{"attempt": 1}]
+    # Ray's retry went on from the checkpoints: each member's dead attempt stands up to its
+    # checkpoint, the new attempt's rows after, step for step
+    spans = rows(
+        warehouse,
+        "select run_id, attempt, min(step) as first, max(step) as last from metrics "
+        "where metric = 'train_loss' group by all order by run_id, attempt",
+    )
+    assert [s["attempt"] for s in spans] == [0, 1, 0, 1]
+    for dead, retried in (spans[0:2], spans[2:4]):
+        assert dead["first"] == 1 and retried["first"] == dead["last"] + 1 > 1
     assert_invariants(warehouse, finished=2)

@@ -20,9 +20,8 @@ from rnnsweep.jobs.config import ModelConfig
 from rnnsweep.jobs.fused import FusedSequenceModel, swap_lstm_gates
 from rnnsweep.jobs.metric_log import MetricLog, list_chunks, read_chunk
 from rnnsweep.jobs.model import SequenceModel
-from rnnsweep.jobs.pack import train_pack
 from rnnsweep.jobs.shapes import pack_key
-from rnnsweep.jobs.train import train
+from rnnsweep.jobs.loop import train
 from rnnsweep.service.packing import auto_pack_size, plan_packs
 from tests.conftest import tiny_trial
 
@@ -80,9 +79,9 @@ def run(configs, tmp_path, packed: bool) -> tuple[list, list[dict]]:
     for c in configs:
         fs.create_dir(f"{root}/{c.sweep}/{c.run_id}/attempt-000", recursive=True)
     if packed:
-        outcomes = train_pack(configs, logs)
+        outcomes = train(configs, logs)
     else:
-        outcomes = [train(c, log) for c, log in zip(configs, logs, strict=True)]
+        outcomes = [train([c], [log])[0] for c, log in zip(configs, logs, strict=True)]
     return outcomes, [logged(fs, root, c) for c in configs]
 
 
@@ -169,7 +168,7 @@ def test_a_member_gone_nonfinite_is_cut_out_and_the_rest_train_on(tmp_path):
 
 def test_a_pack_refuses_trials_of_different_shapes():
     with pytest.raises(ValueError, match="share one shape"):
-        train_pack([tiny_trial(model={"hidden": 8}), tiny_trial(model={"hidden": 9})], [None, None])
+        train([tiny_trial(model={"hidden": 8}), tiny_trial(model={"hidden": 9})], [None, None])
 
 
 def grid_of(n: int, **sections) -> list:
@@ -247,3 +246,111 @@ def test_a_pack_whose_members_all_stop_at_once_ends_them_all_stopped(tmp_path):
         outcomes, _ = run(configs, tmp_path / name, packed=True)
         assert [o.status for o in outcomes] == ["stopped", "stopped"], name
         assert outcomes[0].steps == outcomes[1].steps
+
+
+@pytest.mark.parametrize(("task", "cell"), [("events", "gru"), ("sequences4", "lstm"), ("word_vectors", "rnn")])
+def test_the_module_and_fused_engines_log_the_same_metrics_for_one_trial(tmp_path, task, cell):
+    """One trial, one loop, two engines: torch's own module and optimizer, or the fused model of one member."""
+    [trial] = members(task, "adam", cell, bidirectional=True)[2:]  # clipped, step schedule, spared W_hh
+    fs = pafs.LocalFileSystem()
+    rows = {}
+    for fused in (False, True):
+        root = str(tmp_path / str(fused))
+        fs.create_dir(f"{root}/{trial.sweep}/{trial.run_id}/attempt-000", recursive=True)
+        log = MetricLog(fs, f"{root}/{trial.sweep}/{trial.run_id}/attempt-000", trial.run_id, 0)
+        [outcome] = train([trial], [log], fused=fused)
+        assert (outcome.status, outcome.steps) == ("finished", 8)
+        rows[fused] = logged(fs, root, trial)
+    assert rows[True].keys() == rows[False].keys()
+    for key, value in rows[False].items():
+        assert rows[True][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+
+
+class DyingCheckpoints:
+    """CheckpointStore over local files whose worker dies (SystemExit) right after its `die_after`-th save."""
+
+    def __init__(self, root, configs, die_after: int | None):
+        from rnnsweep.jobs.checkpoint import CheckpointStore
+
+        self.store = CheckpointStore(
+            pafs.LocalFileSystem(), [f"{root}/{c.sweep}/{c.run_id}/checkpoint.pt" for c in configs]
+        )
+        self.die_after, self.saves = die_after, 0
+
+    def load(self):
+        return self.store.load()
+
+    def save(self, states):
+        self.store.save(states)
+        self.saves += 1
+        if self.saves == self.die_after:
+            raise SystemExit("killed")
+
+
+def attempt_logs(fs, root, configs, attempt: int) -> list[MetricLog]:
+    logs = []
+    for c in configs:
+        directory = f"{root}/{c.sweep}/{c.run_id}/attempt-{attempt:03d}"
+        fs.create_dir(directory, recursive=True)
+        logs.append(MetricLog(fs, directory, c.run_id, attempt))
+    return logs
+
+
+def merged_rows(fs, root, config) -> dict[tuple[int, str], float]:
+    """What the warehouse keeps of a run: the latest attempt's rows from its first step on, earlier ones before."""
+    rows = [
+        r
+        for chunk in list_chunks(fs, root, config.sweep, config.run_id)
+        for r in read_chunk(fs, chunk.path).to_pylist()
+    ]
+    latest = max(r["attempt"] for r in rows)
+    resumed_at = min(r["step"] for r in rows if r["attempt"] == latest)
+    return {(r["step"], r["metric"]): r["value"] for r in rows if r["attempt"] == latest or r["step"] < resumed_at}
+
+
+def test_a_pack_killed_after_a_checkpoint_resumes_every_member_where_it_was(tmp_path, monkeypatch):
+    from rnnsweep.jobs import loop
+
+    monkeypatch.setattr(loop, "CHUNK_STEPS", 3)  # 16 steps: checkpoints at steps 3, 6, 9, ...
+    configs = [
+        tiny_trial(
+            top={"seed": s, "epochs": 4, "evals_per_epoch": 2}, model={"cell": "gru"}, training={"batch_size": 16}
+        )
+        for s in range(2)
+    ]
+    fs = pafs.LocalFileSystem()
+    reference = str(tmp_path / "reference")
+    train(configs, attempt_logs(fs, reference, configs, 0), checkpoints=DyingCheckpoints(reference, configs, None))
+
+    crashed = str(tmp_path / "crashed")
+    with pytest.raises(SystemExit):  # the worker dies right after its second checkpoint (step 6)
+        train(configs, attempt_logs(fs, crashed, configs, 0), checkpoints=DyingCheckpoints(crashed, configs, 2))
+    outcomes = train(
+        configs, attempt_logs(fs, crashed, configs, 1), checkpoints=DyingCheckpoints(crashed, configs, None)
+    )
+    assert [(o.status, o.steps) for o in outcomes] == [("finished", 16)] * 2
+    for config in configs:
+        rows = [
+            r for c in list_chunks(fs, crashed, config.sweep, config.run_id) for r in read_chunk(fs, c.path).to_pylist()
+        ]
+        assert min(r["step"] for r in rows if r["attempt"] == 1) == 7  # went on from the checkpoint, not from step 1
+        assert merged_rows(fs, crashed, config) == pytest.approx(logged(fs, reference, config), rel=1e-6)
+
+
+def test_a_retried_pack_does_not_train_a_member_that_had_already_ended(tmp_path, monkeypatch):
+    from rnnsweep.jobs import loop
+
+    monkeypatch.setattr(loop, "CHUNK_STEPS", 3)
+    healthy = tiny_trial(top={"epochs": 4}, model={"cell": "gru"}, training={"batch_size": 16})
+    exploding = healthy.model_copy(update={"seed": 7, "optimizer": healthy.optimizer.model_copy(update={"lr": 1e38})})
+    configs = [healthy, exploding]
+    fs, root = pafs.LocalFileSystem(), str(tmp_path)
+    with pytest.raises(SystemExit):  # the exploding member stops within the first epoch; the worker dies later
+        train(configs, attempt_logs(fs, root, configs, 0), checkpoints=DyingCheckpoints(root, configs, 2))
+    retry_logs = attempt_logs(fs, root, configs, 1)
+    healthy_again, ended = train(configs, retry_logs, checkpoints=DyingCheckpoints(root, configs, None))
+    assert (healthy_again.status, healthy_again.steps) == ("finished", 16)
+    assert ended.status == "stopped" and ended.stop_reason.startswith("non-finite") and ended.steps < 4
+    assert retry_logs[1].chunks_written == 0  # its rows are the first attempt's, logged once
+    first_attempt = logged(fs, root, exploding)
+    assert first_attempt[(ended.steps, "nonfinite")] == 1.0

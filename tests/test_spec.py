@@ -11,9 +11,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnnsweep.jobs.config import TrialConfig, run_id_of
+from rnnsweep.jobs.config import ModelConfig, TrialConfig, TrialKeys, run_id_of
 from rnnsweep.service.errors import GridError
-from rnnsweep.service.spec import MAX_TRIALS_WITHOUT_YES, axis_value, build_grid, load_grid
+from rnnsweep.service.spec import (
+    MAX_TRIALS_WITHOUT_YES,
+    SWEEP_ONLY,
+    TRIAL_FIELDS,
+    SweepSection,
+    axis_value,
+    build_grid,
+    load_grid,
+)
 
 ISSUE_GRID = """
 [sweep]
@@ -171,6 +179,35 @@ def test_run_id_is_stable_ignores_resources_and_sees_everything_else():
         base.model_copy(update={"data": base.data.model_copy(update={"seed": 3})}),
     ):
         assert changed.run_id != base.run_id
+
+
+def test_the_sweep_table_holds_every_trial_key_with_its_type_bounds_and_default():
+    assert set(TRIAL_FIELDS.values()) == set(TrialKeys.model_fields) <= set(TrialConfig.model_fields)
+    assert set(SweepSection.model_fields) == set(TRIAL_FIELDS) | {key for _, key in SWEEP_ONLY}
+    assert SWEEP_ONLY == {("sweep", "name"), ("sweep", "storage")}
+    for key, field in TRIAL_FIELDS.items():
+        in_grid, in_trial = SweepSection.model_fields[key], TrialConfig.model_fields[field]
+        assert in_grid.annotation == in_trial.annotation and in_grid.metadata == in_trial.metadata, key
+        assert in_grid.default == in_trial.default, key
+
+
+def test_a_grid_that_leaves_out_the_trial_keys_gets_the_trial_defaults(write_grid):
+    trial = load_grid(write_grid("[model]\nhidden = 8\n", name="g.toml")).trials[0]
+    assert trial == TrialConfig(sweep="g", model=ModelConfig(hidden=8))
+    assert (trial.task, trial.seed, trial.epochs, trial.evals_per_epoch) == ("events", 0, 10, 1)
+
+
+def test_each_trial_key_in_the_sweep_table_sets_its_trial_field(write_grid):
+    given = {"task": "sequences4", "seeds": [3, 4], "epochs": 2, "evals_per_epoch": 5}
+    assert set(given) == set(TRIAL_FIELDS), "a new trial-level key needs a value here"
+    trials = build_grid({"sweep": given}, Path("g.toml")).trials
+    assert [(t.task, t.seed, t.epochs, t.evals_per_epoch) for t in trials] == [
+        ("sequences4", 3, 2, 5),
+        ("sequences4", 4, 2, 5),
+    ]
+    assert [axis_value(t, "sweep.seeds") for t in trials] == [3, 4]
+    with pytest.raises(GridError, match=r"sweep\.evals_per_epoch: must be >= 1 \(got 0\)"):
+        load_grid(write_grid("[sweep]\nevals_per_epoch = 0\n"))
 
 
 # -- expansion, property-tested ---------------------------------------------------------

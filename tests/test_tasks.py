@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from rnnsweep.jobs import shapes
 from rnnsweep.jobs.config import DataConfig
 from rnnsweep.jobs.tasks import events, sequences4, user_file, word_vectors
 
@@ -69,6 +70,32 @@ def test_word_vectors_targets_are_a_function_of_the_characters():
     for row in range(5):
         word = "".join(word_vectors.ALPHABET[i] for i in data.x_train[row].argmax(axis=1)).rstrip("$")
         assert np.allclose(data.y_train[row], word_vectors.target_vector(word, table), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("task", "module"), [("events", events), ("sequences4", sequences4), ("word_vectors", word_vectors)]
+)
+@pytest.mark.parametrize("n_features, target_dim", [(1, 1), (5, 7)])
+def test_shapes_says_what_each_generator_returns(task, module, n_features, target_dim):
+    """The driver sizes packs from jobs.shapes without generating data: it must be the data's shape."""
+    config = DataConfig(
+        n_train=40, n_val=20, seq_len=12, n_features=n_features, positive_rate=0.1, target_dim=target_dim
+    )
+    data = module.make(config)
+    channels, outputs = shapes.input_channels(task, config), shapes.output_size(task, config)
+    assert data.x_train.shape == (40, 12, channels) and data.x_val.shape == (20, 12, channels)
+    assert (data.kind, data.n_outputs) == (shapes.KIND[task], outputs)
+    if data.kind == "regression":
+        assert data.y_train.shape == (40, outputs) and data.y_val.shape == (20, outputs)
+    else:  # one logit for two classes, else one per class; every class drawn
+        assert set(data.y_train.tolist()) == set(range(2 if data.kind == "binary" else outputs))
+
+
+def test_a_file_tasks_shapes_come_from_its_file_not_its_config():
+    with pytest.raises(ValueError, match="read from its data"):
+        shapes.input_channels("file", DataConfig())
+    with pytest.raises(ValueError, match="read from its data"):
+        shapes.output_size("file", DataConfig())
 
 
 # -- user files ---------------------------------------------------------------------------

@@ -12,7 +12,6 @@ import torch
 
 from rnnsweep.jobs import instrument
 from rnnsweep.jobs.config import OptimizerConfig, TrainingConfig
-from rnnsweep.jobs.entry import run_trial
 from rnnsweep.jobs.metric_log import (
     METRIC_SCHEMA,
     MetricLog,
@@ -22,9 +21,9 @@ from rnnsweep.jobs.metric_log import (
     read_chunk,
     resolve_storage,
 )
-from rnnsweep.jobs.model import SequenceModel, make_optimizer, parameter_groups
-from rnnsweep.jobs.train import eval_points, lr_factor
-from tests.conftest import tiny_trial
+from rnnsweep.jobs.model import SequenceModel, make_optimizer, parameter_groups, recurrent_weights
+from rnnsweep.jobs.loop import eval_points, lr_factor
+from tests.conftest import run_trial, tiny_trial
 
 
 def logged(storage, trial) -> pa.Table:
@@ -45,7 +44,7 @@ def test_two_steps_of_every_cell_log_every_metric(tmp_path, cell, bidirectional)
         model={"cell": cell, "bidirectional": bidirectional, "layers": 2}, training=TrainingConfig(batch_size=32)
     )
     summary = run_trial(trial, str(tmp_path))
-    assert summary["status"] == "finished" and summary["steps"] == 2 and summary["attempt"] == 0
+    assert summary.status == "finished" and summary.steps == 2 and summary.attempt == 0
     table = logged(tmp_path, trial)
     assert table.schema.equals(METRIC_SCHEMA, check_metadata=False)
     assert set(table.column("run_id").to_pylist()) == {trial.run_id}
@@ -110,8 +109,8 @@ def test_a_non_finite_loss_stops_the_run_and_is_recorded(tmp_path):
     np.savez(path, x=rng.normal(size=(16, 5, 2)).astype(np.float32), y=np.full((16, 1), 1e20, np.float32))
     trial = tiny_trial("file", data={"path": str(path)})
     summary = run_trial(trial, str(tmp_path / "logs"))
-    assert summary["status"] == "stopped"
-    assert summary["stop_reason"] == "non-finite train loss at step 1"
+    assert summary.status == "stopped"
+    assert summary.stop_reason == "non-finite train loss at step 1"
     table = logged(tmp_path / "logs", trial)
     assert math.isinf(values(table, "train_loss")[-1])
     assert values(table, "nonfinite") == [1.0]
@@ -137,23 +136,28 @@ def test_weight_decay_on_non_recurrent_spares_w_hh():
         assert not any("bias" in n for n in decayed_names)  # biases are never decayed
 
 
+def sigma_max_hh(model) -> float:
+    recurrent = {name: w[None] for name, w in recurrent_weights(model).items()}  # one member
+    return instrument.recurrent_sigmas(recurrent)["sigma_max_hh"].item()
+
+
 def test_strong_l2_on_w_hh_shrinks_its_largest_singular_value():
     """Seed 000's mechanism: L2 drives sigma_max(W_hh) down when the data loss is out of the way."""
     torch.manual_seed(0)
     model = SequenceModel(2, 1, tiny_trial(model={"cell": "rnn", "hidden": 16}).model)
-    before = instrument.recurrent_sigma_max(model)["sigma_max_hh"]
+    before = sigma_max_hh(model)
     optimizer = make_optimizer(model, OptimizerConfig(name="sgd", lr=0.5, weight_decay=1.0))
     for _ in range(20):
         optimizer.zero_grad()
         (model(torch.zeros(4, 3, 2)).sum() * 0).backward()  # gradient from L2 only
         optimizer.step()
-    assert instrument.recurrent_sigma_max(model)["sigma_max_hh"] < 0.01 * before
+    assert sigma_max_hh(model) < 0.01 * before
 
 
 def test_prediction_std_is_zero_for_a_constant_model():
     constant = torch.ones(50, 4)
-    assert instrument.prediction_std(constant, "multiclass") == 0.0
-    assert instrument.prediction_std(torch.randn(50, 1), "binary") > 0.05
+    assert instrument.prediction_std(constant[None], "multiclass").item() == 0.0
+    assert instrument.prediction_std(torch.randn(50, 1)[None], "binary").item() > 0.05
 
 
 def test_lr_schedules_and_eval_points():
@@ -186,10 +190,9 @@ def test_metric_log_chunks_are_atomic_and_attempts_are_claimed(tmp_path):
 
 
 def test_a_retried_attempt_resumes_from_the_checkpoint_and_draws_the_same_curve(tmp_path, monkeypatch):
-    from rnnsweep.jobs import checkpoint
-    from rnnsweep.jobs import train as train_module
+    from rnnsweep.jobs import checkpoint, loop
 
-    monkeypatch.setattr(train_module, "CHUNK_STEPS", 5)  # a chunk and a checkpoint every 5 steps
+    monkeypatch.setattr(loop, "CHUNK_STEPS", 5)  # a chunk and a checkpoint every 5 steps
     trial = tiny_trial(
         "sequences4",
         top={"epochs": 3, "evals_per_epoch": 2},
@@ -212,7 +215,7 @@ def test_a_retried_attempt_resumes_from_the_checkpoint_and_draws_the_same_curve(
         run_trial(trial, str(tmp_path / "crashed"))
     monkeypatch.setattr(checkpoint, "save", real_save)
     summary = run_trial(trial, str(tmp_path / "crashed"))
-    assert summary["attempt"] == 1 and summary["status"] == "finished" and summary["steps"] == 24
+    assert summary.attempt == 1 and summary.status == "finished" and summary.steps == 24
 
     rows = logged(tmp_path / "crashed", trial).to_pylist()
     resumed_at = min(r["step"] for r in rows if r["attempt"] == 1)

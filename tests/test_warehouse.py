@@ -9,10 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from rnnsweep.jobs.config import TrialConfig
-from rnnsweep.jobs.metric_log import MetricLog, attempt_dir, claim_attempt, list_chunks, resolve_storage
+from rnnsweep.jobs.metric_log import METRIC_SCHEMA, MetricLog, attempt_dir, claim_attempt, list_chunks, resolve_storage
 from rnnsweep.service.errors import UserError, WarehouseBusy
 from rnnsweep.service.query import run_query
 from rnnsweep.service.reports import column_of
@@ -150,6 +151,88 @@ def test_registering_again_adds_only_new_runs(tmp_path, warehouse, trials):
     }
     sweep = scalar(warehouse, "select count(*) as n, any_value(grid_text) as text from sweeps")
     assert sweep == {"n": 1, "text": "[sweep]\nseeds = [0, 1, 2, 9]\n"}
+
+
+@pytest.mark.parametrize(("version", "said"), [("7", "metric schema version 7"), (None, "no metric schema version")])
+def test_a_chunk_of_another_metric_schema_version_is_refused_by_name(
+    tmp_path, warehouse, trials, capsys, version, said
+):
+    storage = tmp_path / "logs"
+    write_attempt(storage, trials[0], range(1, 3))  # a good chunk beside it still loads
+    log = open_log(storage, trials[1])
+    schema = METRIC_SCHEMA.remove_metadata()
+    if version is not None:
+        schema = schema.with_metadata({"rnnsweep.metric_schema": version})
+    rows = {"run_id": [trials[1].run_id], "attempt": [log.attempt], "chunk": [0], "step": [1], "epoch": [1]}
+    table = pa.table({**rows, "metric": ["train_loss"], "value": [0.5]}, schema=schema)
+    path = Path(log.directory) / "chunk-00000.arrow"
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+        writer.write_table(table)
+    assert load_all(warehouse, storage, trials) == 2 * 2
+    refused = {"r": trials[1].run_id}
+    assert scalar(warehouse, "select count(*) as n from metrics where run_id = $r", refused)["n"] == 0
+    assert scalar(warehouse, "select count(*) as n from metric_chunks where run_id = $r", refused)["n"] == 0
+    stderr = capsys.readouterr().err
+    assert f"rnnsweep: refusing metric chunk {path}: {said}, this rnnsweep reads version 1\n" in stderr
+
+
+def test_imported_runs_replace_themselves_and_store_no_grid(tmp_path):
+    path = tmp_path / "wh.duckdb"
+    runs = pa.table(
+        {
+            "run_id": ["old:1"],
+            "trial_index": pa.array([0], pa.int32()),
+            "config": ['{"source_run_id": "1"}'],
+            "steps": pa.array([2], pa.int64()),
+        }
+    )
+    metrics = pa.table(
+        {
+            "run_id": ["old:1", "old:1"],
+            "step": pa.array([1, 2], pa.int64()),
+            "epoch": pa.array([1, 2], pa.int64()),
+            "metric": ["train_loss", "train_loss"],
+            "value": [1.0, float("nan")],
+        }
+    )
+    with Warehouse.open(path) as wh:
+        assert wh.sweep_sources("old") == set()
+        wh.import_runs("old", "a.csv", ["import.lr"], runs, metrics)
+        wh.import_runs("old", "b.csv", [], runs, metrics.slice(0, 1))
+        assert wh.sweep_sources("old") == {"import"}
+    sweep = scalar(
+        path,
+        "select count(*) as n, any_value(grid_path) as path, any_value(grid_text) as text, "
+        "any_value(storage_uri) as storage, any_value(axes) as axes from sweeps",
+    )
+    assert sweep == {"n": 1, "path": "b.csv", "text": "", "storage": "", "axes": []}
+    run = scalar(path, "select status, source, attempts, steps from runs")
+    assert run == {"status": "finished", "source": "import", "attempts": 1, "steps": 2}
+    assert scalar(path, "select count(*) as n from metrics") == {"n": 1}
+
+
+def test_trained_sweeps_name_their_source(warehouse):
+    with Warehouse.open(warehouse) as wh:
+        assert wh.sweep_sources("t") == {"rnnsweep"}
+
+
+def test_detached_jobs_are_recorded_and_a_resubmission_replaces_its_row(warehouse):
+    with Warehouse.open(warehouse) as wh:
+        wh.record_job("rnnsweep-t-abc", "t", "http://head:8265", "s3://bucket/logs")
+        wh.record_job("rnnsweep-t-abc", "t", "http://other:8265", "s3://bucket/logs")
+    jobs = run_query(warehouse, "select job_id, sweep, address, storage_uri from sweep_jobs").to_pylist()
+    assert jobs == [
+        {"job_id": "rnnsweep-t-abc", "sweep": "t", "address": "http://other:8265", "storage_uri": "s3://bucket/logs"}
+    ]
+
+
+def test_threshold_overrides_set_and_reset_in_one_call(warehouse):
+    with Warehouse.open(warehouse) as wh:
+        wh.set_threshold_overrides({"l2_strong": 0.5, "collapse_sigma": 0.8}, [])
+        wh.set_threshold_overrides({"l2_strong": 0.25, "overfit_val_rise": 0.3}, ["collapse_sigma", "overfit_val_rise"])
+        wh.set_threshold_overrides({}, [])
+    rows = run_query(warehouse, "select name, value from threshold_overrides order by name").to_pylist()
+    assert rows == [{"name": "l2_strong", "value": 0.25}]  # a name both set and reset ends reset
 
 
 def test_views_turn_configs_and_curves_into_columns(tmp_path, warehouse, trials):

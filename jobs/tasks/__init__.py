@@ -7,13 +7,11 @@ to test and the driver can validate a user's file without importing torch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from rnnsweep.jobs.config import TrialConfig
-
-TaskKind = Literal["binary", "multiclass", "regression"]
+from rnnsweep.jobs.shapes import TaskKind
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnsweep.jobs.config import DataConfig
+from rnnsweep.jobs.shapes import KIND, input_channels, output_size
 from rnnsweep.jobs.tasks import TaskData, split_rngs
 
 WINDOW = 10
@@ -48,14 +49,14 @@ def _add_burst(x: np.ndarray, rows: np.ndarray, channel: int, amplitude: tuple, 
 def _draw(n: int, positive: bool, config: DataConfig, rng) -> np.ndarray:
     """n sequences of one class; rows the rule labels otherwise (noise can push a decoy over
     the threshold) are drawn again, so the positive rate is exactly what was asked for."""
-    kept = []
+    kept, channels = [], input_channels("events", config)
     while n > 0:
-        x = rng.normal(0.0, config.noise, size=(n, config.seq_len, config.n_features))
+        x = rng.normal(0.0, config.noise, size=(n, config.seq_len, channels))
         if positive:
             _add_burst(x, np.arange(n), 0, EVENT_AMPLITUDE, rng)
         else:
             _add_burst(x, np.arange(n // 2), 0, DECOY_AMPLITUDE, rng)
-        for channel in range(1, config.n_features):
+        for channel in range(1, channels):
             _add_burst(x, np.flatnonzero(rng.random(n) < 0.5), channel, EVENT_AMPLITUDE, rng)
         x = x[label(x) == int(positive)]
         kept.append(x)
@@ -75,4 +76,4 @@ def make(config: DataConfig) -> TaskData:
     train_rng, val_rng = split_rngs(config.seed)
     x_train, y_train = generate(config.n_train, config, train_rng)
     x_val, y_val = generate(config.n_val, config, val_rng)
-    return TaskData(x_train, y_train, x_val, y_val, kind="binary", n_outputs=1)
+    return TaskData(x_train, y_train, x_val, y_val, KIND["events"], output_size("events", config))

@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from rnnsweep.jobs.config import DataConfig
+from rnnsweep.jobs.shapes import KIND, SEQUENCES4_CLASSES, input_channels, output_size
 from rnnsweep.jobs.tasks import TaskData, split_rngs
 
-CLASSES = ("sine", "square", "sawtooth", "triangle")
+CLASSES = SEQUENCES4_CLASSES  # the waveforms below, in label order
 CYCLES = (1.5, 4.0)  # periods per sequence
 
 
@@ -32,10 +33,11 @@ def generate(n: int, config: DataConfig, rng: np.random.Generator) -> tuple[np.n
     y = rng.integers(0, len(CLASSES), size=n)
     t = np.linspace(0.0, 1.0, config.seq_len, endpoint=False)
     cycles = rng.uniform(*CYCLES, size=(n, 1, 1))
-    offsets = rng.uniform(0.0, 1.0, size=(n, 1, config.n_features))
+    channels = input_channels("sequences4", config)
+    offsets = rng.uniform(0.0, 1.0, size=(n, 1, channels))
     amplitude = rng.uniform(0.5, 1.5, size=(n, 1, 1))
     phase = cycles * t[None, :, None] + offsets
-    x = np.empty((n, config.seq_len, config.n_features))
+    x = np.empty((n, config.seq_len, channels))
     for kind in range(len(CLASSES)):
         rows = y == kind
         x[rows] = _waveform(kind, phase[rows])
@@ -47,4 +49,4 @@ def make(config: DataConfig) -> TaskData:
     train_rng, val_rng = split_rngs(config.seed)
     x_train, y_train = generate(config.n_train, config, train_rng)
     x_val, y_val = generate(config.n_val, config, val_rng)
-    return TaskData(x_train, y_train, x_val, y_val, kind="multiclass", n_outputs=len(CLASSES))
+    return TaskData(x_train, y_train, x_val, y_val, KIND["sequences4"], output_size("sequences4", config))

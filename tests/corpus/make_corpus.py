@@ -7,7 +7,7 @@ mixes and fault strengths, the same classes, faults, traps and checks. It was ma
 diagnosis rules were tuned on this corpus and must never be used for tuning; see "The
 held-out corpus" below and README.md.)
 
-Every run is trained in-process by rnnsweep's own code (`rnnsweep.jobs.entry.run_trial`,
+Every run is trained in-process by rnnsweep's own code (`rnnsweep.jobs.entry.run_unit`,
 no Ray), so its metrics are exactly what a sweep would log. A healthy configuration is
 broken by *injecting a fault*, the method published training-pathology detectors were
 evaluated with; the label is the injected fault, never the output of a detection rule.
@@ -100,7 +100,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rnnsweep.jobs.config import DataConfig, ModelConfig, OptimizerConfig, TrainingConfig, TrialConfig
-from rnnsweep.jobs.entry import run_trial
+from rnnsweep.jobs.entry import run_unit
 from rnnsweep.jobs.metric_log import list_chunks, read_chunk, resolve_storage
 from rnnsweep.jobs.tasks import events, sequences4, word_vectors
 
@@ -575,7 +575,7 @@ def holdout_corpus() -> list[Run]:
 
 def train(config: TrialConfig, storage: Path) -> pa.Table:
     """Train one trial with rnnsweep's own code; its metric log as one table."""
-    run_trial(config, str(storage))
+    run_unit([config], str(storage))
     fs, base = resolve_storage(str(storage))
     chunks = list_chunks(fs, base, config.sweep, config.run_id)
     return pa.concat_tables(read_chunk(fs, c.path) for c in chunks).drop_columns(["attempt", "chunk"])
