@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
@@ -87,8 +88,8 @@ class Member:
     position: int  # in the unit as submitted
     watch: DivergenceWatch | None  # training.early_stop, or None when it is off
     order: torch.Generator  # its own batch order, seeded as the trial alone
-    schedule: object  # step -> lr factor
-    final: dict[str, float]  # the last evaluation's metrics
+    schedule: Callable[[int], float]  # step -> lr factor
+    final: dict[str, float] = field(default_factory=dict)  # the last evaluation's metrics
     window: TrainLossWindow = field(default_factory=TrainLossWindow)  # what the watch judges next
 
     def lr_at(self, step: int) -> float:
@@ -108,7 +109,8 @@ def train(
     `fused` picks the engine: by default a unit of one trains as a plain module, more as one
     fused model.
     """
-    if len(configs) > 1 and len({pack_key(c) for c in configs} | {None}) != 2:
+    keys = {pack_key(c) for c in configs}
+    if len(configs) > 1 and (len(keys) != 1 or None in keys):
         raise ValueError("a pack's trials must share one shape (rnnsweep.jobs.shapes.pack_key)")
     return TrainingLoop(configs, logs, device, checkpoints, len(configs) > 1 if fused is None else fused).run()
 
@@ -139,7 +141,6 @@ class TrainingLoop:
                 watch_for(c.training),
                 torch.Generator().manual_seed(c.seed),
                 lr_factor(c, self.steps_per_epoch),
-                {},
             )
             for i, (c, log) in enumerate(zip(configs, logs, strict=True))
         ]
@@ -147,34 +148,33 @@ class TrainingLoop:
         self.seen: list[tuple[torch.Tensor, torch.Tensor]] = []  # (outputs, targets) since the last evaluation
         self.permutations: torch.Tensor | None = None  # (M, n_train): each member's order this epoch
         self.step, self.first_epoch, self.first_index = 0, 1, 0
-
-        saved = checkpoints.load() if checkpoints is not None else [None] * len(configs)
-        self.engine = self._start(saved, fused)
+        self.engine: Engine | None = None  # none when every member had already ended
+        self._start(checkpoints.load() if checkpoints is not None else [None] * len(configs), fused)
 
     # -- start: fresh, or where a dead attempt left off --------------------------------
 
-    def _start(self, saved: list[dict | None], fused: bool) -> Engine:
+    def _start(self, saved: list[dict | None], fused: bool) -> None:
         for member, state in zip(list(self.members), saved, strict=True):
             if state is not None and "ended" in state:  # it ended before the attempt died
                 self.outcomes[member.position] = TrainOutcome(**state["ended"])
                 self.saved_ended.add(member.position)
                 self.members.remove(member)
+        # Members resume together or not at all: from one step, in one engine's form.
         states = [saved[m.position] for m in self.members]
         kind = "fused" if fused else "module"
-        # Members resume together or not at all: from one step, in one engine's form.
         resume = bool(states) and all(
             s is not None and s["engine"] == kind and s["step"] == states[0]["step"] for s in states
         )
+        if not self.members:
+            return
         configs = [m.config for m in self.members]
-        engine = make_engine(configs, self.data, self.device, fused, states if resume else None)
+        self.engine = make_engine(configs, self.data, self.device, fused, states if resume else None)
         if resume:
             self._restore(states)
-        elif self.members:
-            self._baseline(engine)
-        return engine
+        else:
+            self._baseline()
 
-    def _baseline(self, engine: Engine) -> None:
-        self.engine = engine
+    def _baseline(self) -> None:
         baseline = {"target_std": instrument.target_std(self.y_val, self.data.kind)}
         if self.data.kind != "regression":  # chance level for the diagnosis: 1/n_classes
             baseline["n_classes"] = 2 if self.data.kind == "binary" else self.data.n_outputs
