@@ -32,7 +32,8 @@ def load(fs: pafs.FileSystem, path: str) -> dict | None:
     if fs.get_file_info(path).type != pafs.FileType.File:
         return None
     with fs.open_input_file(path) as f:
-        return torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=False)
+        # Tensors and plain values only: a checkpoint in shared storage must not be able to run code.
+        return torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=True)
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,13 @@ import math
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pytest
 import torch
 
 from rnnsweep.jobs import instrument
 from rnnsweep.jobs.config import OptimizerConfig, TrainingConfig
+from rnnsweep.jobs.loop import eval_points, lr_factor
 from rnnsweep.jobs.metric_log import (
     METRIC_SCHEMA,
     MetricLog,
@@ -22,7 +24,6 @@ from rnnsweep.jobs.metric_log import (
     resolve_storage,
 )
 from rnnsweep.jobs.model import SequenceModel, make_optimizer, parameter_groups, recurrent_weights
-from rnnsweep.jobs.loop import eval_points, lr_factor
 from tests.conftest import run_trial, tiny_trial
 
 
@@ -224,3 +225,25 @@ def test_a_retried_attempt_resumes_from_the_checkpoint_and_draws_the_same_curve(
     merged = {(r["step"], r["metric"]): r["value"] for r in kept}
     assert merged.keys() == reference.keys()
     assert merged == pytest.approx(reference, rel=1e-6)
+
+
+RAN: list[str] = []
+
+
+class Planted:
+    """What an attacker with write access to shared storage would plant in a checkpoint."""
+
+    def __reduce__(self):
+        return RAN.append, ("code from a checkpoint ran",)
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
+    import pickle
+
+    from rnnsweep.jobs import checkpoint
+
+    fs, path = pafs.LocalFileSystem(), str(tmp_path / "checkpoint.pt")
+    torch.save({"step": 3, "model": Planted()}, path)
+    with pytest.raises(pickle.UnpicklingError):
+        checkpoint.load(fs, path)
+    assert RAN == []
