@@ -21,8 +21,8 @@ from pydantic import ValidationError
 
 from rnnsweep.jobs.config import OptimizerConfig, TrainingConfig, TrialConfig
 from rnnsweep.jobs.early_stop import FACTOR, PATIENCE, DivergenceWatch, TrainLossWindow, watch_for
-from rnnsweep.jobs.metric_log import list_chunks, resolve_storage
 from rnnsweep.jobs.loop import train
+from rnnsweep.jobs.metric_log import list_chunks, resolve_storage
 from tests.conftest import run_trial, tiny_trial
 
 CORPUS = Path(__file__).parent / "corpus"

@@ -18,10 +18,10 @@ import torch
 
 from rnnsweep.jobs.config import ModelConfig
 from rnnsweep.jobs.fused import FusedSequenceModel, swap_lstm_gates
+from rnnsweep.jobs.loop import train
 from rnnsweep.jobs.metric_log import MetricLog, list_chunks, read_chunk
 from rnnsweep.jobs.model import SequenceModel
 from rnnsweep.jobs.shapes import pack_key
-from rnnsweep.jobs.loop import train
 from rnnsweep.service.packing import auto_pack_size, plan_packs
 from tests.conftest import tiny_trial
 
