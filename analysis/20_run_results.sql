@@ -1,5 +1,5 @@
 -- run_results
--- grain: one row per run
+-- grain: one row per run (run_id)
 -- Features: each run's hyper-parameters (run_params) beside the headline numbers of its
 -- curves: the last and best validation loss, the last and best task score (val_acc for
 -- classification: balanced accuracy on binary tasks; val_r2 for regression), the last
@@ -9,7 +9,7 @@ with params as (
     select * from run_params
 ),
 metric_rows as (
-    select run_id, step, metric, value from metrics
+    select run_id, step, metric, value from staging_metrics
 ),
 per_run as (
     select

@@ -1,13 +1,13 @@
 -- sweep_status
--- grain: one row per sweep
+-- grain: one row per sweep (sweep)
 -- How many of a sweep's runs are in each lifecycle state
 -- (pending -> running -> finished | failed | stopped | cancelled).
 create or replace view sweep_status as
 with sweep_rows as (
-    select name as sweep, created_at, updated_at from sweeps
+    select sweep, created_at, updated_at from staging_sweeps
 ),
 run_rows as (
-    select sweep, status from runs
+    select sweep, status from staging_runs
 ),
 counts as (
     select

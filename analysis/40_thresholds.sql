@@ -1,5 +1,5 @@
 -- thresholds
--- grain: one row per threshold
+-- grain: one row per threshold (name)
 -- Every number the diagnosis rules compare against, in one place, with what it means.
 -- A threshold's value is, first found: the query's own override (`rnnsweep diagnose --set
 -- NAME=VALUE`, which sets the variable rnnsweep_thresholds, a map of name to value), the
@@ -43,7 +43,7 @@ with defaults as (
     ) as t(name, default_value, description)
 ),
 warehouse_overrides as (
-    select name, value from threshold_overrides
+    select name, value from staging_threshold_overrides
 ),
 final as (
     select

@@ -1,5 +1,5 @@
 -- run_curves
--- grain: one row per run, metric and window
+-- grain: one row per run, metric and window (run_id, metric, window_index)
 -- Features: each diagnostic curve of a run cut into 20 equal windows of the run's steps
 -- (0 .. runs.steps, which the loader keeps at the last logged step), with the mean of
 -- the window's finite values, its first and last step, and its first non-finite step. A
@@ -9,11 +9,11 @@
 -- grad_norm and lr stay out: no rule reads them, and per step they are 2/3 of the rows.
 create or replace view run_curves as
 with spans as (
-    select run_id, steps as last_step from runs where steps is not null
+    select run_id, steps as last_step from staging_runs where steps is not null
 ),
 points as (
     select run_id, metric, step, value
-    from metrics
+    from staging_metrics
     where metric in (
         'train_loss', 'val_loss', 'train_acc', 'val_acc', 'val_r2',
         'weight_norm', 'sigma_max_hh', 'pred_std', 'target_std', 'n_classes'

@@ -1,5 +1,5 @@
 -- run_features
--- grain: one row per run
+-- grain: one row per run (run_id)
 -- Features: what the diagnosis rules read, per run. For each curve (train_loss, val_loss,
 -- train_acc, val_acc, val_r2, weight_norm, sigma_max_hh, pred_std): its first
 -- window, best window and the step that window ends at, its final 20 % (mean of windows
@@ -71,11 +71,14 @@ pivoted as (
     group by run_id
 ),
 early_stops as (
-    select metrics.run_id, min(metrics.step) as early_stop_step, any_value(runs.stop_reason) as early_stop_reason
-    from metrics
-    join runs using (run_id)
-    where metrics.metric = 'early_stopped'
-    group by metrics.run_id
+    select
+        staging_metrics.run_id,
+        min(staging_metrics.step) as early_stop_step,
+        any_value(staging_runs.stop_reason) as early_stop_reason
+    from staging_metrics
+    join staging_runs using (run_id)
+    where staging_metrics.metric = 'early_stopped'
+    group by staging_metrics.run_id
 ),
 params as (
     select run_id, sweep, task_kind, n_classes, optimizer, lr, beta1, weight_decay, weight_decay_on, clip_grad_norm, lr_schedule

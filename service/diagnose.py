@@ -1,6 +1,7 @@
 """`rnnsweep diagnose` and `rnnsweep thresholds`: the diagnosis view, with overrides.
 
-The rules are SQL (analysis/70_diagnosis.sql); this module only chooses the runs, passes
+The rules are SQL (analysis/70_rule_hits.sql, one CTE per rule; 90_diagnosis.sql picks each
+run's first); this module only chooses the runs, passes
 threshold overrides (per query as a session variable, per warehouse as rows of
 threshold_overrides) and counts the labels.
 """

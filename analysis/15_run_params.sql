@@ -1,7 +1,7 @@
 -- run_params
--- grain: one row per run
+-- grain: one row per run (run_id)
 -- Staging: every hyper-parameter of a run as its own typed column, read from the resolved
--- config stored in runs.config, so a grid can be sliced with plain SQL
+-- config stored in runs.config (staging_runs), so a grid can be sliced with plain SQL
 -- (`group by cell, lr, weight_decay`). Column names are the grid keys, except
 -- sweep.seeds -> seed, data.seed -> data_seed, data.path -> data_path,
 -- optimizer.name -> optimizer. Imported runs (`rnnsweep import`) keep their params flat
@@ -10,7 +10,7 @@
 -- diagnosis its chance level.
 create or replace view run_params as
 with source as (
-    select * from runs
+    select * from staging_runs
 ),
 final as (
     select

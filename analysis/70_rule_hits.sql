@@ -1,0 +1,309 @@
+-- rule_hits
+-- grain: one row per run and rule that fires on it (run_id, priority)
+-- Rules: every diagnosis rule is one CTE below, yielding (run_id, label, priority,
+-- confidence, onset_step, metric, value, threshold, evidence) for the runs it fires on. The
+-- diagnosis keeps each run's lowest priority, so a rule says only what it sees, not what
+-- outranks it; the last rule, healthy, fires on every run. Confidence is high when an
+-- instrumented signal (sigma_max, prediction spread, non-finite values) decides, medium on
+-- the shape of the loss curves, low on hyper-parameters and flat curves alone. Thresholds
+-- are read by name from the thresholds view. To add a rule: a CTE here, its line in final,
+-- and an entry in the fixes view if its label is new.
+-- CTEs in one view, not a view per rule: DuckDB plans and runs every reference to a view in
+-- full, so ten rule views over run_signals computed run_features ten times (measured:
+-- `rnnsweep diagnose` 8x slower); these CTEs share one.
+create or replace view rule_hits as
+with signals as (
+    select * from run_signals
+),
+threshold_values as (
+    pivot (select name, value from thresholds)
+    on name in (
+        'diverge_give_back', 'diverge_min_rise', 'diverge_explode', 'overfit_val_rise', 'overfit_give_back',
+        'overfit_train_fit', 'overfit_train_slack', 'overfit_acc_drop', 'collapse_sigma',
+        'collapse_weight_shrink', 'l2_strong', 'chance_margin', 'flat_loss', 'constant_pred_ratio'
+    )
+    using any_value(value)
+),
+inputs as (
+    select signals.*, threshold_values.*
+    from signals, threshold_values
+),
+
+-- 10 diverged: a loss, score or gradient went NaN/Inf (seed 001's exploding gradients)
+diverged_nonfinite as (
+    select
+        run_id,
+        'diverged' as label,
+        10 as priority,
+        'high' as confidence,
+        nonfinite_step as onset_step,
+        nonfinite_metric as metric,
+        null::double as value,
+        null::double as threshold,
+        printf('%s became NaN/Inf at step %d', nonfinite_metric, nonfinite_step) as evidence
+    from inputs
+    where nonfinite_step is not null
+),
+
+-- 20 diverged: the early stop ended the trial (training.early_stop = "diverged" logged
+-- early_stopped), at the step it stopped
+diverged_early_stop as (
+    select
+        run_id,
+        'diverged' as label,
+        20 as priority,
+        'high' as confidence,
+        early_stop_step as onset_step,
+        'train_loss' as metric,
+        train_loss_final as value,
+        null::double as threshold,
+        concat_ws('; ',
+            printf('stopped early at step %d (training.early_stop), %s', early_stop_step,
+                coalesce(early_stop_reason, 'its training loss diverged')),
+            printf('train loss best %.3g (step %d), %.3g over the last 20%% of the run',
+                train_loss_best, train_loss_best_step, train_loss_final)) as evidence
+    from inputs
+    where early_stop_step is not null
+),
+
+-- 30 l2_collapsed (seed 000): sigma_max(W_hh) ended below collapse_sigma and below where it
+-- started, and the run did not learn or ran under strong L2: below 1 memory fades
+-- geometrically (Pascanu, Mikolov & Bengio 2013). Without sigma: the weight norm shrank below
+-- collapse_weight_shrink of its start and the run did not learn. Gated as AUTOTRAINER gates its
+-- gradient rules: healthy runs grow a small W_hh, and are not flagged. Onset: the first window
+-- below collapse_sigma, else the best training loss.
+l2_collapsed_weights as (
+    select
+        run_id,
+        'l2_collapsed' as label,
+        30 as priority,
+        'high' as confidence,
+        coalesce(
+            list_min(list_transform(list_filter(sigma_series, lambda w: w.value < collapse_sigma), lambda w: w.step)),
+            train_loss_best_step) as onset_step,
+        case when sigma_last is not null then 'sigma_max_hh' else 'weight_norm' end as metric,
+        coalesce(sigma_last, weight_norm_last) as value,
+        coalesce(case when sigma_last is not null then collapse_sigma end, collapse_weight_shrink * weight_norm_first) as threshold,
+        concat_ws('; ',
+            case when sigma_last is not null
+                then printf('sigma_max(W_hh) fell from %.3g to %.3g, below %g: memory fades geometrically', sigma_first, sigma_last, collapse_sigma)
+                else printf('weight norm shrank from %.3g to %.3g', weight_norm_first, weight_norm_last) end,
+            case when weight_decay > 0 then printf('weight_decay %g', weight_decay) end,
+            coalesce(score_text, printf('best val_loss %.3g vs %.3g at the start', val_loss_best, val_loss_first)) || ': not learning') as evidence
+    from inputs
+    where ((not_learning or weight_decay >= l2_strong) and sigma_last < collapse_sigma and sigma_last < sigma_first)
+        or (not_learning and sigma_last is null and weight_norm_last < collapse_weight_shrink * weight_norm_first)
+),
+
+-- 40 l2_collapsed: the run did not learn under strong L2 (weight_decay >= l2_strong) and its
+-- predictions are flat, or not logged: L2 on the other weights silenced the output layer
+-- (seed 000 with weight_decay_on = "non_recurrent", and loss-only logs). Medium confidence
+-- when the prediction spread backs it, low on hyper-parameters alone.
+l2_collapsed_params as (
+    select
+        run_id,
+        'l2_collapsed' as label,
+        40 as priority,
+        case when pred_std_last is not null then 'medium' else 'low' end as confidence,
+        train_loss_best_step as onset_step,
+        'weight_decay' as metric,
+        weight_decay as value,
+        l2_strong as threshold,
+        concat_ws('; ',
+            printf('weight_decay %g >= %g', weight_decay, l2_strong)
+                || case when weight_decay_on = 'non_recurrent' then ' on the input and output weights' else '' end,
+            case when pred_std_last is not null
+                then printf('predictions are flat (std %.3g < %.3g)', pred_std_last, pred_std_floor)
+                    || case when sigma_last is not null then printf(' though sigma_max(W_hh) is %.3g: L2 silenced the output layer', sigma_last) else '' end
+            end,
+            coalesce(score_text, printf('best val_loss %.3g vs %.3g at the start', val_loss_best, val_loss_first)) || ': not learning') as evidence
+    from inputs
+    where not_learning and weight_decay >= l2_strong and coalesce(pred_std_last < pred_std_floor, true)
+),
+
+-- 50 diverged (seed 002: loss falls, then rises and stays): even the lowest of the training
+-- loss's final windows gave back diverge_give_back of what it had learned and sits
+-- diverge_min_rise above its best, over at least two final windows (10+ evaluations), so one
+-- spike never decides. Onset: the best training loss.
+diverged_gave_back as (
+    select
+        run_id,
+        'diverged' as label,
+        50 as priority,
+        'medium' as confidence,
+        train_loss_best_step as onset_step,
+        'train_loss' as metric,
+        train_loss_final as value,
+        (1 + diverge_min_rise) * train_loss_best as threshold,
+        printf(
+            'train loss rose from its best %.3g (step %d) to %.3g over the last 20%% of training, giving back %.0f%% of what it had learned (>= %.0f%%)',
+            train_loss_best, train_loss_best_step, train_loss_final,
+            100 * (train_loss_final - train_loss_best) / greatest(train_loss_first - train_loss_best, 1e-12),
+            100 * diverge_give_back) as evidence
+    from inputs
+    where train_loss_final_windows >= 2
+        and train_loss_final_floor - train_loss_best >= diverge_give_back * (train_loss_first - train_loss_best)
+        and train_loss_final_floor >= (1 + diverge_min_rise) * train_loss_best
+),
+
+-- 60 diverged: the final training loss is diverge_explode times where it started (its first
+-- window, or the untrained model's validation loss when lower): it blew up past the start.
+-- Onset: the best training loss.
+diverged_exploded as (
+    select
+        run_id,
+        'diverged' as label,
+        60 as priority,
+        'medium' as confidence,
+        train_loss_best_step as onset_step,
+        'train_loss' as metric,
+        train_loss_final as value,
+        diverge_explode * start_loss as threshold,
+        printf('train loss ended at %.3g, %.2gx the %.3g it started from (>= %gx)',
+            train_loss_final, train_loss_final / start_loss, start_loss, diverge_explode) as evidence
+    from (
+        select *, least(train_loss_first, coalesce(val_loss_first, train_loss_first)) as start_loss
+        from inputs
+    )
+    where train_loss_final >= diverge_explode * start_loss
+),
+
+-- 70 constant_output (seed 001: the same output for every input): the prediction std across
+-- inputs ended below pred_std_floor (TheDeepChecker: output variance zero). Onset: the first
+-- window of the final flat stretch, after the last window where predictions still varied.
+constant_output_spread as (
+    select
+        run_id,
+        'constant_output' as label,
+        70 as priority,
+        'high' as confidence,
+        list_min(list_transform(
+            list_filter(pred_std_series, lambda w: w.value < pred_std_floor and w.step > coalesce(last_varied_step, -1)),
+            lambda w: w.step)) as onset_step,
+        'pred_std' as metric,
+        pred_std_last as value,
+        pred_std_floor as threshold,
+        concat_ws('; ',
+            printf('prediction std across inputs %.3g < %.3g', pred_std_last, pred_std_floor)
+                || case when target_std > 0 then printf(' (%g of the targets'' std %.3g)', constant_pred_ratio, target_std) else '' end
+                || ': the same output for every input',
+            case when sigma_last is not null then printf('weights are normal-sized (sigma_max(W_hh) %.3g)', sigma_last) end) as evidence
+    from (
+        select *, list_max(list_transform(list_filter(pred_std_series, lambda w: w.value >= pred_std_floor), lambda w: w.step)) as last_varied_step
+        from inputs
+    )
+    where pred_std_last < pred_std_floor
+),
+
+-- 80 overfitting: validation loss got worse by a margin that matters against what it had
+-- gained (or it never gained): its final windows' floor is overfit_val_rise above its best and
+-- gave back overfit_give_back of its gain, over at least two final windows, while training fit
+-- its data (down to overfit_train_fit of its first) and kept most of that fit (gave back at
+-- most overfit_train_slack). Onset: the best validation loss.
+overfitting_loss as (
+    select
+        run_id,
+        'overfitting' as label,
+        80 as priority,
+        'medium' as confidence,
+        val_loss_best_step as onset_step,
+        'val_loss' as metric,
+        val_loss_final as value,
+        (1 + overfit_val_rise) * val_loss_best as threshold,
+        printf('validation loss rose from its best %.3g (step %d) to %.3g (+%.0f%%, > %.0f%%) while train loss held at %.3g',
+            val_loss_best, val_loss_best_step, val_loss_final, 100 * (val_loss_final / val_loss_best - 1),
+            100 * overfit_val_rise, train_loss_final) as evidence
+    from inputs
+    where val_loss_final_windows >= 2
+        and val_loss_final_floor >= (1 + overfit_val_rise) * val_loss_best
+        and val_loss_final_floor - val_loss_best >= overfit_give_back * (val_loss_first - val_loss_best)
+        and coalesce(
+            train_loss_final <= overfit_train_fit * train_loss_first
+                and train_loss_final - train_loss_best <= overfit_train_slack * (train_loss_first - train_loss_best),
+            true)
+),
+
+-- 90 overfitting, accuracy-only logs (no validation loss): validation accuracy fell
+-- overfit_acc_drop below its best while train accuracy held. Onset: the best validation accuracy.
+overfitting_acc as (
+    select
+        run_id,
+        'overfitting' as label,
+        90 as priority,
+        'medium' as confidence,
+        val_acc_best_step as onset_step,
+        'val_acc' as metric,
+        val_acc_final as value,
+        val_acc_best - overfit_acc_drop as threshold,
+        printf('validation accuracy fell from its best %.3g (step %d) to %.3g while train accuracy held at %.3g',
+            val_acc_best, val_acc_best_step, val_acc_final, train_acc_final) as evidence
+    from inputs
+    where val_loss_best is null
+        and val_acc_best - val_acc_final >= overfit_acc_drop
+        and train_acc_final >= train_acc_best - overfit_acc_drop
+),
+
+-- 100 constant_output: nothing about the input was learned, and no strong L2 to blame (30-40
+-- take those runs): the score is at chance and, for accuracy, the loss did not improve either
+-- (a slow learner still at chance accuracy has a falling loss and is not this; R2 already
+-- measures the loss against predicting the mean, so R2 at chance is enough). Medium confidence
+-- with a score, low on a flat loss alone. Onset: the best training loss.
+constant_output_flat as (
+    select
+        run_id,
+        'constant_output' as label,
+        100 as priority,
+        case when score_best is not null then 'medium' else 'low' end as confidence,
+        train_loss_best_step as onset_step,
+        coalesce(score_name, 'val_loss') as metric,
+        coalesce(score_best, val_loss_best) as value,
+        coalesce(chance_score + chance_margin, flat_loss * val_loss_first) as threshold,
+        concat_ws('; ',
+            case when early_jump then printf('the train loss jumped to %.2gx the untrained model''s early on', train_loss_first / val_loss_first) end,
+            score_text,
+            printf('best val_loss %.3g vs %.3g at the start', coalesce(val_loss_best, train_loss_best), coalesce(val_loss_first, train_loss_first)))
+            || ': the output carries nothing about the input, and no strong L2 to blame' as evidence
+    from inputs
+    where not_learning
+        and ((val_acc_best is null and val_r2_best is not null)
+            or coalesce(val_loss_best >= flat_loss * val_loss_first, train_loss_best >= flat_loss * train_loss_first, true))
+),
+
+-- 1000 healthy: none of the above, noisy curves and early plateaus included. Its confidence
+-- says how much there was to judge by: low without a training loss, medium without sigma_max
+-- or prediction spread.
+healthy as (
+    select
+        run_id,
+        'healthy' as label,
+        1000 as priority,
+        case
+            when train_loss_first is null then 'low'
+            when sigma_last is null and pred_std_last is null then 'medium'
+            else 'high'
+        end as confidence,
+        null::bigint as onset_step,
+        null::varchar as metric,
+        null::double as value,
+        null::double as threshold,
+        concat_ws('; ',
+            case when val_loss_best is not null then printf('best val_loss %.3g at step %d', val_loss_best, val_loss_best_step) end,
+            score_text,
+            'no rule fired') as evidence
+    from inputs
+),
+
+final as (
+    select * from diverged_nonfinite
+    union all by name select * from diverged_early_stop
+    union all by name select * from l2_collapsed_weights
+    union all by name select * from l2_collapsed_params
+    union all by name select * from diverged_gave_back
+    union all by name select * from diverged_exploded
+    union all by name select * from constant_output_spread
+    union all by name select * from overfitting_loss
+    union all by name select * from overfitting_acc
+    union all by name select * from constant_output_flat
+    union all by name select * from healthy
+)
+select * from final;
