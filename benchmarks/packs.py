@@ -260,8 +260,7 @@ def write_chunks(storage: Path, sweep: str, runs: int, chunks_per_run: int):
     import random
 
     from rnnsweep.jobs.config import TrialConfig
-    from rnnsweep.jobs.loop import CHUNK_STEPS
-    from rnnsweep.jobs.metric_log import MetricLog, attempt_dir, claim_attempt, resolve_storage
+    from rnnsweep.jobs.metric_log import CHUNK_STEPS, MetricLog, attempt_dir, claim_attempt, resolve_storage
 
     fs, base = resolve_storage(str(storage))
     trials = [TrialConfig(sweep=sweep, task="events", seed=i, epochs=1) for i in range(runs)]

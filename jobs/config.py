@@ -18,6 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 TaskName = Literal["events", "word_vectors", "sequences4", "file"]
 Probability = Annotated[float, Field(ge=0, lt=1)]
+# A value of a free-form table ([model.args], [params]): what TOML can say in one scalar.
+FreeValue = bool | int | float | str  # finite, like every float here (Section)
+SWEEP_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # also a folder name in storage: no '/', no '..'
+CALLABLE = r"^$|^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$"  # "module:function", or "" for none
 
 
 class Section(BaseModel):
@@ -45,6 +49,11 @@ class ModelConfig(Section):
     layers: int = Field(1, ge=1)  # stacked recurrent layers
     bidirectional: bool = False
     dropout: float = Field(0.0, ge=0, lt=1)  # between stacked layers (torch semantics)
+    # Your own model instead of the built-in one: "module:function" in the sweep's code folder,
+    # called function(n_features=..., n_outputs=..., **args) -> nn.Module (README: "Your own model").
+    # cell, hidden, layers, bidirectional and dropout are then not read.
+    factory: str = Field("", pattern=CALLABLE)
+    args: dict[str, FreeValue] = {}  # [model.args]: keyword arguments for the factory; lists are axes
 
 
 class OptimizerConfig(Section):
@@ -89,6 +98,13 @@ class TrialKeys(Section):
     seed: int = Field(0, ge=0)  # model initialisation and batch order
     epochs: int = Field(10, gt=0)  # passes over the training set
     evals_per_epoch: int = Field(1, ge=1)  # validation passes per epoch
+    # Your own training loop instead of rnnsweep's: "module:function" in the code folder, called
+    # function(config: dict, run: rnnsweep.jobs.run.Run) with [params] as config (README: "Your own
+    # training code"). task, data, model, optimizer and training are then not read.
+    entrypoint: str = Field("", pattern=CALLABLE)
+    # The folder your factory or entrypoint is imported from, shipped to every Ray worker;
+    # default: the grid file's folder. Where code lives, not what it computes: not in the run_id.
+    code: str = ""
 
 
 class TrialConfig(TrialKeys):
@@ -100,10 +116,20 @@ class TrialConfig(TrialKeys):
     optimizer: OptimizerConfig = OptimizerConfig()
     training: TrainingConfig = TrainingConfig()
     resources: ResourcesConfig = ResourcesConfig()
+    params: dict[str, FreeValue] = {}  # [params]: free-form hyper-parameters handed to an entrypoint
 
     @property
     def run_id(self) -> str:
         return run_id_of(self)
+
+
+LATER_KEYS = [
+    ("training", "early_stop", "off"),
+    ("model", "factory", ""),
+    ("model", "args", {}),
+    (None, "entrypoint", ""),
+    (None, "params", {}),
+]
 
 
 def run_id_of(config: TrialConfig) -> str:
@@ -112,10 +138,13 @@ def run_id_of(config: TrialConfig) -> str:
     Resources are left out: where a trial runs does not change what it computes, so
     moving a sweep from 1 CPU to a GPU re-uses its finished runs.
     """
-    identity = config.model_dump(mode="json", exclude={"resources"})
-    # early_stop came later: left "off", it is not part of the identity, so every run_id
-    # computed before it existed stays the same and old sweeps resume onto their runs.
-    if identity["training"]["early_stop"] == "off":
-        del identity["training"]["early_stop"]
+    identity = config.model_dump(mode="json", exclude={"resources", "code"})
+    # Keys that came later are left out of the identity while they hold their defaults, so
+    # every run_id computed before they existed stays the same and old sweeps resume onto
+    # their runs.
+    for section, key, default in LATER_KEYS:
+        where = identity[section] if section else identity
+        if where[key] == default:
+            del where[key]
     canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]

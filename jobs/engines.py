@@ -12,8 +12,9 @@ Two engines:
 - `FusedEngine`: M same-shape members as one `FusedSequenceModel` with per-member optimizer
   hyper-parameters (jobs/fused.py, jobs/fused_optim.py).
 
-A member's checkpointed model is always in `SequenceModel`'s names (fused members are
-converted), its optimizer state in its engine's own form (`kind` says which).
+A member's checkpointed model is its module's own state dict (fused members are converted
+to SequenceModel's), its optimizer state in its engine's own form (`kind` says which). A
+user's model (`model.factory`) always trains on the module engine.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from torch import nn
 from rnnsweep.jobs.config import TrialConfig
 from rnnsweep.jobs.fused import FusedSequenceModel
 from rnnsweep.jobs.fused_optim import FusedOptimizer, clip_member_grads, member_grad_norms
-from rnnsweep.jobs.model import SequenceModel, make_optimizer, recurrent_weights
+from rnnsweep.jobs.model import SequenceModel, build_model, make_optimizer, recurrent_weights
 from rnnsweep.jobs.tasks import TaskData
+from rnnsweep.jobs.user_code import check_first_batch
 
 EVAL_BATCH = 1024  # validation sequences per forward pass
 
@@ -66,13 +68,16 @@ def targets_for_loss(y: torch.Tensor, kind: str) -> torch.Tensor:
     return y.float().unsqueeze(-1) if kind == "binary" else y
 
 
-def seeded_models(configs: list[TrialConfig], data: TaskData, saved: list[dict] | None) -> list[SequenceModel]:
+def seeded_models(configs: list[TrialConfig], data: TaskData, saved: list[dict] | None) -> list[nn.Module]:
     """Each member's model as its own seed draws it (so a packed member starts where it would
-    alone), or as a checkpoint left it."""
+    alone), or as a checkpoint left it. A user's model is tried on the first batch first."""
     models = []
     for i, config in enumerate(configs):
         torch.manual_seed(config.seed)
-        model = SequenceModel(data.n_features, data.n_outputs, config.model)
+        model = build_model(config, data.n_features, data.n_outputs)
+        if config.model.factory:
+            first = torch.from_numpy(data.x_train[: config.training.batch_size])
+            check_first_batch(model, first, data.n_outputs, config.model.factory)
         if saved is not None:
             model.load_state_dict(saved[i]["model"])
         models.append(model)

@@ -35,12 +35,23 @@ def device_for(config: TrialConfig) -> str:
     return "cuda" if config.resources.gpus_per_trial > 0 and torch.cuda.is_available() else "cpu"
 
 
+def train_unit(configs: list[TrialConfig], logs: list[MetricLog], checkpoints):
+    """rnnsweep's own loop, or a user's entrypoint (which is always a unit of one)."""
+    if configs[0].entrypoint:
+        from rnnsweep.jobs.run import run_entrypoint
+
+        [config], [log] = configs, logs
+        return [run_entrypoint(config, log, checkpoints)]
+    from rnnsweep.jobs.loop import train
+
+    return train(configs, logs, device_for(configs[0]), checkpoints)
+
+
 def run_unit(configs: list[TrialConfig], storage_uri: str) -> list[AttemptOutcome]:
     """Train a unit (a trial alone, or a pack), resuming from checkpoints an earlier attempt
     left; one outcome per trial, in order. Storage says how each attempt ended too, so a
     sweep can be read back from storage alone (`rnnsweep sync`), without the driver that ran it."""
     from rnnsweep.jobs.checkpoint import CheckpointStore
-    from rnnsweep.jobs.loop import train
 
     started_at, node = time.time(), node_name()
     fs, base = resolve_storage(storage_uri)
@@ -67,7 +78,7 @@ def run_unit(configs: list[TrialConfig], storage_uri: str) -> list[AttemptOutcom
         return record
 
     try:
-        results = train(configs, logs, device_for(configs[0]), checkpoints)
+        results = train_unit(configs, logs, checkpoints)
     except Exception as error:  # a trial that raises keeps what it measured, and storage says why
         for i in range(len(configs)):
             outcome(i, status="failed", error=f"{type(error).__name__}: {error}")

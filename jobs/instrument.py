@@ -33,10 +33,11 @@ def sigma_max(w: torch.Tensor) -> torch.Tensor:
 
 
 def recurrent_sigmas(recurrent: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """sigma_max_hh_l0, sigma_max_hh_l0_reverse, ... from each W_hh (M, G*H, H) by its torch
-    name (weight_hh_l0, ...), and sigma_max_hh, the largest of them."""
+    """sigma_max_hh_l0, sigma_max_hh_l0_reverse, sigma_max_hh.encoder.l0, ... from each W_hh
+    (M, G*H, H) by its name (jobs.model.recurrent_weights), and sigma_max_hh, the largest."""
     sigmas = {name.replace("weight_", "sigma_max_"): sigma_max(w) for name, w in recurrent.items()}
-    sigmas["sigma_max_hh"] = torch.stack(list(sigmas.values())).amax(0)
+    if sigmas:  # a user's model may have no recurrent layer at all
+        sigmas["sigma_max_hh"] = torch.stack(list(sigmas.values())).amax(0)
     return sigmas
 
 

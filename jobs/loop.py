@@ -33,24 +33,14 @@ from typing import Protocol
 
 import torch
 
-from rnnsweep.jobs import instrument
+from rnnsweep.jobs import instrument, metric_log
 from rnnsweep.jobs.config import TrialConfig
 from rnnsweep.jobs.early_stop import DivergenceWatch, TrainLossWindow, watch_for
 from rnnsweep.jobs.engines import Engine, make_engine
 from rnnsweep.jobs.metric_log import MetricLog
+from rnnsweep.jobs.outcome import TrainOutcome
 from rnnsweep.jobs.shapes import pack_key
 from rnnsweep.jobs.tasks import TaskData, load_task
-
-CHUNK_STEPS = 250  # write metric chunks (and checkpoints) at least this often: a crash loses at most one
-CHUNK_SECONDS = 10.0  # ... or this often, so a running sweep can be watched
-
-
-@dataclass(frozen=True)
-class TrainOutcome:
-    status: str  # "finished", or "stopped": the loss or gradient went non-finite, or it diverged (early stop)
-    stop_reason: str
-    steps: int
-    final: dict[str, float]  # the last evaluation's metrics
 
 
 class Checkpoints(Protocol):
@@ -214,9 +204,7 @@ class TrainingLoop:
                 self.permutations = torch.stack(orders).to(self.device)
             for index in range(self.first_index, self.steps_per_epoch):
                 self._train_step(epoch, index)
-                if self.members and (
-                    self.step - last_flush >= CHUNK_STEPS or time.monotonic() - flushed_at >= CHUNK_SECONDS
-                ):
+                if self.members and metric_log.chunk_due(self.step - last_flush, flushed_at):
                     self._read_back()
                     self._flush(epoch, index)
                     last_flush, flushed_at = self.step, time.monotonic()

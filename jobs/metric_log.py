@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+CHUNK_STEPS = 250  # write a chunk (and a checkpoint) at least this many steps apart: a crash loses at most one
+CHUNK_SECONDS = 10.0  # ... or this often, so a running sweep can be watched
 SCHEMA_VERSION = 1
 METRIC_SCHEMA = pa.schema(
     [
@@ -147,6 +149,11 @@ def read_manifest(fs: pafs.FileSystem, base: str, sweep: str) -> dict | None:
         return None
     with fs.open_input_file(path) as f:
         return json.loads(f.read())
+
+
+def chunk_due(steps_since: int, flushed_at: float) -> bool:
+    """Whether the next chunk is due, `steps_since` steps after the last one written at `flushed_at` (monotonic)."""
+    return steps_since >= CHUNK_STEPS or time.monotonic() - flushed_at >= CHUNK_SECONDS
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rnnsweep.jobs.config import ModelConfig, OptimizerConfig
+from rnnsweep.jobs.config import ModelConfig, OptimizerConfig, TrialConfig
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -36,9 +36,34 @@ class SequenceModel(nn.Module):
         return self.head(torch.cat(list(last_layer), dim=-1))
 
 
+def build_model(config: TrialConfig, n_features: int, n_outputs: int) -> nn.Module:
+    """The built-in SequenceModel, or the user's own from `model.factory`."""
+    if config.model.factory:
+        from rnnsweep.jobs.user_code import build_user_model
+
+        return build_user_model(config, n_features, n_outputs)
+    return SequenceModel(n_features, n_outputs, config.model)
+
+
 def recurrent_weights(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The W_hh matrices, by their torch names (weight_hh_l0, weight_hh_l0_reverse, ...)."""
-    return {name.rpartition(".")[2]: p for name, p in model.named_parameters() if "weight_hh" in name}
+    """Every W_hh of every nn.RNN/LSTM/GRU and RNN/LSTM/GRU cell anywhere in the module tree.
+
+    The built-in model's keep torch's names (weight_hh_l0, weight_hh_l0_reverse, ...); in a
+    user's module each is named by its module path (weight_hh.encoder.l0, weight_hh.decoder
+    for a cell), so two recurrent layers never share a name.
+    """
+    if isinstance(model, SequenceModel):
+        return {name.rpartition(".")[2]: p for name, p in model.rnn.named_parameters() if "weight_hh" in name}
+    found = {}
+    for path, module in model.named_modules():
+        prefix = f"weight_hh.{path}" if path else "weight_hh"
+        if isinstance(module, nn.RNNBase):
+            for name, p in module.named_parameters(recurse=False):
+                if name.startswith("weight_hh_"):
+                    found[f"{prefix}.{name.removeprefix('weight_hh_')}"] = p
+        elif isinstance(module, nn.RNNCellBase):
+            found[prefix] = module.weight_hh
+    return found
 
 
 def parameter_groups(model: nn.Module, config: OptimizerConfig) -> list[dict]:

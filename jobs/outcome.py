@@ -10,6 +10,7 @@ Pydantic only: the driver imports this without torch.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import pyarrow.fs as pafs
@@ -38,6 +39,16 @@ class AttemptOutcome(BaseModel):
     error: str | None = None
     final: dict[str, float] = {}  # the last evaluation's metrics
     pack_size: int | None = None  # trials trained in one fused model, this one included; None: alone
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """How a trial's training ended, as the loop (or a user's entrypoint) reports it to entry.py."""
+
+    status: str  # "finished", or "stopped": the loss or gradient went non-finite, or it diverged (early stop)
+    stop_reason: str
+    steps: int
+    final: dict[str, float]  # the last evaluation's metrics
 
 
 class OutcomeFileError(ValueError):

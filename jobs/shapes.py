@@ -49,6 +49,8 @@ def pack_key(config: TrialConfig) -> str | None:
     """
     if config.model.layers > 1 and config.model.dropout > 0:
         return None  # dropout masks would differ from the unfused run's
+    if config.model.factory or config.entrypoint:
+        return None  # your own model or loop: only the built-in model fuses
     identity = config.model_dump(mode="json", include={"task", "epochs", "evals_per_epoch", "data", "model"})
     identity |= {
         "batch_size": config.training.batch_size,

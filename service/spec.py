@@ -19,7 +19,10 @@ from typing import Any
 from pydantic import Field, ValidationError, create_model
 
 from rnnsweep.jobs.config import (
+    CALLABLE,
+    SWEEP_NAME,
     DataConfig,
+    FreeValue,
     ModelConfig,
     OptimizerConfig,
     ResourcesConfig,
@@ -43,7 +46,7 @@ SweepSection = create_model(
     __base__=Section,
     __module__=__name__,
     __doc__="[sweep]: the sweep's name and storage, and the trial-level keys with TrialKeys' types and defaults.",
-    name=(str, Field("", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")),  # default: file name
+    name=(str, Field("", pattern=SWEEP_NAME)),  # default: file name
     storage=(str, ""),  # where metric logs go: a path or s3://, gs://... (default: beside the warehouse)
     **{
         key: (TrialKeys.model_fields[field].annotation, TrialKeys.model_fields[field])
@@ -60,8 +63,11 @@ SECTIONS: dict[str, type[Section]] = {
     "training": TrainingConfig,
     "resources": ResourcesConfig,
 }
+# Free-form tables: any keys, scalar values, lists are axes. In `values` their keys are
+# ("model.args", key) and ("params", key).
+FREE_FORM = {"model.args": "model.factory", "params": "sweep.entrypoint"}  # table -> the key that reads it
 SWEEP_ONLY = {("sweep", key) for key in SweepSection.model_fields if key not in TRIAL_FIELDS}  # not a trial's
-SINGLE_VALUED = SWEEP_ONLY  # one sweep has one name and one storage: never an axis
+SINGLE_VALUED = SWEEP_ONLY | {("sweep", "code")}  # one sweep has one name, storage and code folder: never an axis
 PAIR_VALUED = {("optimizer", "betas")}
 
 
@@ -108,10 +114,17 @@ def build_grid(raw: dict, path: Path, text: str = "", allow_large: bool = False)
     values: dict[tuple[str, str], list] = {}  # (section, key) -> validated values
     for section, body in raw.items():
         home = [name for name, model in SECTIONS.items() if section in model.model_fields]
-        if section not in SECTIONS and home and not isinstance(body, dict):
+        if section == "params" and isinstance(body, dict):
+            _validate_free_table(label, "params", body, values, errors)
+        elif section == "model" and isinstance(body, dict) and isinstance(body.get("args"), dict):
+            _validate_free_table(label, "model.args", body["args"], values, errors)
+            for key, value in body.items():
+                if key != "args":
+                    values[(section, key)] = _validate_key(label, section, key, value, errors)
+        elif section not in SECTIONS and home and not isinstance(body, dict):
             errors.append(f"{label}: {section}: a key outside any table; it belongs under [{home[0]}]")
         elif section not in SECTIONS:
-            errors.append(f"{label}: {section}: unknown table{_did_you_mean(section, SECTIONS)}")
+            errors.append(f"{label}: {section}: unknown table{_did_you_mean(section, [*SECTIONS, 'params'])}")
         elif not isinstance(body, dict):
             errors.append(f"{label}: {section}: must be a table ([{section}])")
         else:
@@ -124,6 +137,7 @@ def build_grid(raw: dict, path: Path, text: str = "", allow_large: bool = False)
     _check_name(label, name, errors)
     _resolve_data_paths(label, path, values, errors)
     _check_task_needs(label, values, errors)
+    _resolve_user_code(label, path, values, errors)
     if errors:
         raise GridError(errors)
 
@@ -139,7 +153,11 @@ def build_grid(raw: dict, path: Path, text: str = "", allow_large: bool = False)
     storage = _single(values, ("sweep", "storage"), "")
     if storage and "://" not in storage:
         storage = str((path.parent / storage).resolve())
-    return Grid(name, path, text, axes, list(_expand(name, values)), storage)
+    trials = list(_expand(name, values))
+    _check_user_code(label, trials, errors)
+    if errors:
+        raise GridError(errors)
+    return Grid(name, path, text, axes, trials, storage)
 
 
 def _validate_key(label: str, section: str, key: str, value: Any, errors: list[str]) -> list:
@@ -171,6 +189,29 @@ def _validate_key(label: str, section: str, key: str, value: Any, errors: list[s
     return validated
 
 
+def _validate_free_table(label: str, table: str, body: dict, values: dict, errors: list[str]) -> None:
+    """[model.args] or [params]: any key; each value a number, string or boolean, or a list of them (an axis)."""
+    from pydantic import TypeAdapter
+
+    adapter = TypeAdapter(FreeValue, config={"strict": True, "allow_inf_nan": False})
+    for key, value in body.items():
+        where = f"{label}: {table}.{key}"
+        items = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and not value:
+            errors.append(f"{where}: empty list; an axis needs at least one value")
+            continue
+        validated = []
+        for index, item in enumerate(items):
+            suffix = f"[{index}]" if isinstance(value, list) else ""
+            try:
+                validated.append(adapter.validate_python(item))
+            except ValidationError:
+                errors.append(f"{where}{suffix}: must be a finite number, a string or true/false (got {item!r})")
+        if len(set(map(repr, validated))) < len(validated):
+            errors.append(f"{where}: the same value appears twice in this axis")
+        values[(table, key)] = validated
+
+
 def _loc_suffix(loc: tuple) -> str:
     return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
 
@@ -191,7 +232,9 @@ def describe(error: dict) -> str:
         "bool_type": lambda: "must be true or false",
         "string_type": lambda: "must be a string",
         "string_pattern_mismatch": lambda: (
-            "may hold only letters, digits, '_', '-' and '.', starting with a letter or digit"
+            'must name a function as "module:function", e.g. "mymodels:build"'
+            if ctx.get("pattern") == CALLABLE
+            else "may hold only letters, digits, '_', '-' and '.', starting with a letter or digit"
         ),
         "literal_error": lambda: f"must be one of {ctx.get('expected')}",
         "tuple_type": lambda: "must be a pair like [0.9, 0.999]",
@@ -255,6 +298,52 @@ def _check_task_needs(label: str, values: dict, errors: list[str]) -> None:
         errors.append(f'{label}: data.seq_len: must be >= 3 for task "word_vectors" (words have 3+ letters)')
 
 
+def _resolve_user_code(label: str, grid_path: Path, values: dict, errors: list[str]) -> None:
+    """Which keys need your own code, and the folder it is imported from (sweep.code, default:
+    the grid's folder), made absolute: workers run elsewhere."""
+    factory = any(values.get(("model", "factory"), [""]))
+    entrypoint = any(values.get(("sweep", "entrypoint"), [""]))
+    for table, reader in FREE_FORM.items():
+        if any(t == table for t, _ in values) and not (factory if table == "model.args" else entrypoint):
+            errors.append(f"{label}: {table}: only read by {reader}; set it, or remove [{table}]")
+    if factory and entrypoint:
+        errors.append(f"{label}: model.factory: not read when sweep.entrypoint is set (your loop builds its model)")
+    given = _single(values, ("sweep", "code"), "")
+    if not (factory or entrypoint):
+        if given:
+            errors.append(f"{label}: sweep.code: only read by model.factory or sweep.entrypoint")
+        return
+    folder = (grid_path.parent / given).resolve()
+    if not folder.is_dir():
+        errors.append(f"{label}: sweep.code: {given or folder}: not a folder")
+        return
+    values[("sweep", "code")] = [str(folder)]
+
+
+def _check_user_code(label: str, trials: list[TrialConfig], errors: list[str]) -> None:
+    """Import each factory and entrypoint and try it as a worker will, once per distinct use."""
+    from rnnsweep.jobs.user_code import UserCodeError, check_entrypoint, check_factory
+
+    checked: set[str] = set()
+    for trial in trials:
+        if trial.entrypoint:
+            key, check, where = trial.entrypoint + repr(sorted(trial.params)), check_entrypoint, "sweep.entrypoint"
+        elif trial.model.factory:
+            shape = trial.model_dump_json(include={"task", "model", "data"})
+            key, check, where = shape + str(trial.training.batch_size), check_factory, "model.factory"
+        else:
+            continue
+        if key in checked:
+            continue
+        checked.add(key)
+        try:
+            check(trial)
+        except UserCodeError as e:
+            message = f"{label}: {where}: {e}"
+            if message not in errors:
+                errors.append(message)
+
+
 def _expand(name: str, values: dict[tuple[str, str], list]):
     """Trials in a stable order: sections as declared, keys in model order, axes nested."""
     keys = [
@@ -263,6 +352,7 @@ def _expand(name: str, values: dict[tuple[str, str], list]):
         for k in model.model_fields
         if (s, k) in values and (s, k) not in SWEEP_ONLY
     ]
+    keys += [(table, k) for table in FREE_FORM for (t, k) in values if t == table]  # in the file's order
     for combination in itertools.product(*(values[k] for k in keys)):
         chosen = dict(zip(keys, combination, strict=True))
         sections: dict[str, dict] = {s: {} for s in SECTIONS if s != "sweep"}
@@ -270,14 +360,22 @@ def _expand(name: str, values: dict[tuple[str, str], list]):
         for (section, key), value in chosen.items():
             if section == "sweep":
                 top[TRIAL_FIELDS[key]] = value
+            elif section == "params":
+                top.setdefault("params", {})[key] = value
+            elif section == "model.args":
+                sections["model"].setdefault("args", {})[key] = value
             else:
                 sections[section][key] = value
         yield TrialConfig(**top, **{s: SECTIONS[s](**v) for s, v in sections.items()})
 
 
 def axis_value(trial: TrialConfig, dotted: str):
-    """The value a trial took on an axis named like "optimizer.lr" or "sweep.seeds"."""
-    section, key = dotted.split(".")
-    if section == "sweep":
+    """The value a trial took on an axis named like "optimizer.lr", "sweep.seeds", "model.args.hidden" or "params.lr"."""
+    table, _, key = dotted.rpartition(".")
+    if table == "sweep":
         return getattr(trial, TRIAL_FIELDS[key])
-    return getattr(getattr(trial, section), key)
+    if table == "params":
+        return trial.params[key]
+    if table == "model.args":
+        return trial.model.args[key]
+    return getattr(getattr(trial, table), key)

@@ -35,6 +35,7 @@ def test_driver_code_uses_only_the_job_contracts():
         "rnnsweep.jobs.shapes",  # which trials can share a pack (pydantic only, no torch)
         "rnnsweep.jobs.metric_log",
         "rnnsweep.jobs.outcome",  # what a worker reports back (pydantic, no torch)
+        "rnnsweep.jobs.user_code",  # a grid's factory/entrypoint tried before anything trains (torch only then)
         "rnnsweep.jobs.entry",
         "rnnsweep.jobs.tasks.user_file",
     }

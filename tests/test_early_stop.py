@@ -276,9 +276,9 @@ class ListCheckpoints:
 
 
 def test_a_resumed_attempt_watches_on_from_its_checkpoint(monkeypatch):
-    from rnnsweep.jobs import loop
+    from rnnsweep.jobs import metric_log
 
-    monkeypatch.setattr(loop, "CHUNK_STEPS", 3)  # a checkpoint every 3 steps: mid-window too
+    monkeypatch.setattr(metric_log, "CHUNK_STEPS", 3)  # a checkpoint every 3 steps: mid-window too
     trial = blowing_up("diverged", OptimizerConfig(name="adam", lr=1.0))
     checkpoints = ListCheckpoints()
 

@@ -309,9 +309,9 @@ def merged_rows(fs, root, config) -> dict[tuple[int, str], float]:
 
 
 def test_a_pack_killed_after_a_checkpoint_resumes_every_member_where_it_was(tmp_path, monkeypatch):
-    from rnnsweep.jobs import loop
+    from rnnsweep.jobs import metric_log
 
-    monkeypatch.setattr(loop, "CHUNK_STEPS", 3)  # 16 steps: checkpoints at steps 3, 6, 9, ...
+    monkeypatch.setattr(metric_log, "CHUNK_STEPS", 3)  # 16 steps: checkpoints at steps 3, 6, 9, ...
     configs = [
         tiny_trial(
             top={"seed": s, "epochs": 4, "evals_per_epoch": 2}, model={"cell": "gru"}, training={"batch_size": 16}
@@ -338,9 +338,9 @@ def test_a_pack_killed_after_a_checkpoint_resumes_every_member_where_it_was(tmp_
 
 
 def test_a_retried_pack_does_not_train_a_member_that_had_already_ended(tmp_path, monkeypatch):
-    from rnnsweep.jobs import loop
+    from rnnsweep.jobs import metric_log
 
-    monkeypatch.setattr(loop, "CHUNK_STEPS", 3)
+    monkeypatch.setattr(metric_log, "CHUNK_STEPS", 3)
     healthy = tiny_trial(top={"epochs": 4}, model={"cell": "gru"}, training={"batch_size": 16})
     exploding = healthy.model_copy(update={"seed": 7, "optimizer": healthy.optimizer.model_copy(update={"lr": 1e38})})
     configs = [healthy, exploding]

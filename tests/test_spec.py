@@ -197,13 +197,22 @@ def test_a_grid_that_leaves_out_the_trial_keys_gets_the_trial_defaults(write_gri
     assert (trial.task, trial.seed, trial.epochs, trial.evals_per_epoch) == ("events", 0, 10, 1)
 
 
-def test_each_trial_key_in_the_sweep_table_sets_its_trial_field(write_grid):
-    given = {"task": "sequences4", "seeds": [3, 4], "epochs": 2, "evals_per_epoch": 5}
+def test_each_trial_key_in_the_sweep_table_sets_its_trial_field(write_grid, tmp_path):
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "loop_for_spec.py").write_text("def main(config, run):\n    pass\n")
+    given = {
+        "task": "sequences4",
+        "seeds": [3, 4],
+        "epochs": 2,
+        "evals_per_epoch": 5,
+        "entrypoint": "loop_for_spec:main",
+        "code": "code",
+    }
     assert set(given) == set(TRIAL_FIELDS), "a new trial-level key needs a value here"
-    trials = build_grid({"sweep": given}, Path("g.toml")).trials
-    assert [(t.task, t.seed, t.epochs, t.evals_per_epoch) for t in trials] == [
-        ("sequences4", 3, 2, 5),
-        ("sequences4", 4, 2, 5),
+    trials = build_grid({"sweep": given}, tmp_path / "g.toml").trials
+    assert [(t.task, t.seed, t.epochs, t.evals_per_epoch, t.entrypoint, t.code) for t in trials] == [
+        ("sequences4", 3, 2, 5, "loop_for_spec:main", str(tmp_path / "code")),
+        ("sequences4", 4, 2, 5, "loop_for_spec:main", str(tmp_path / "code")),
     ]
     assert [axis_value(t, "sweep.seeds") for t in trials] == [3, 4]
     with pytest.raises(GridError, match=r"sweep\.evals_per_epoch: must be >= 1 \(got 0\)"):

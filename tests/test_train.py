@@ -191,9 +191,9 @@ def test_metric_log_chunks_are_atomic_and_attempts_are_claimed(tmp_path):
 
 
 def test_a_retried_attempt_resumes_from_the_checkpoint_and_draws_the_same_curve(tmp_path, monkeypatch):
-    from rnnsweep.jobs import checkpoint, loop
+    from rnnsweep.jobs import checkpoint, metric_log
 
-    monkeypatch.setattr(loop, "CHUNK_STEPS", 5)  # a chunk and a checkpoint every 5 steps
+    monkeypatch.setattr(metric_log, "CHUNK_STEPS", 5)  # a chunk and a checkpoint every 5 steps
     trial = tiny_trial(
         "sequences4",
         top={"epochs": 3, "evals_per_epoch": 2},
