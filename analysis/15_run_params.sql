@@ -7,10 +7,21 @@
 -- optimizer.name -> optimizer. Imported runs (`rnnsweep import`) keep their params flat
 -- ({"lr": ..., "weight_decay": ..., "task": "classification"}), so the common ones are
 -- read from either shape. task_kind (classification | regression) and n_classes give the
--- diagnosis its chance level.
+-- diagnosis its chance level. A run of your own training loop (sweep.entrypoint, or a Run in
+-- a plain script) keeps its hyper-parameters flat in its [params], read like an import's:
+-- the built-in sections it carries are defaults it never read. factory, args (the model
+-- factory's keyword arguments, JSON), entrypoint, code and params (JSON) say whose code ran.
 create or replace view run_params as
-with source as (
+with staged as (
     select * from staging_runs
+),
+source as (
+    select
+        * replace (
+            case when coalesce(config ->> '$.entrypoint', '') = '' then config else config -> '$.params' end as config
+        ),
+        config as stored
+    from staged
 ),
 final as (
     select
@@ -27,7 +38,7 @@ final as (
             case config ->> '$.task' when 'events' then 2 when 'sequences4' then 4 end,
             try_cast(config ->> '$.n_classes' as integer)
         ) as n_classes,
-        cast(config ->> '$.seed' as integer) as seed,
+        try_cast(config ->> '$.seed' as integer) as seed,
         try_cast(config ->> '$.epochs' as integer) as epochs,
         cast(config ->> '$.evals_per_epoch' as integer) as evals_per_epoch,
         cast(config ->> '$.data.seed' as integer) as data_seed,
@@ -63,7 +74,12 @@ final as (
         cast(config ->> '$.resources.cpus_per_trial' as double) as cpus_per_trial,
         cast(config ->> '$.resources.gpus_per_trial' as double) as gpus_per_trial,
         cast(config ->> '$.resources.max_retries' as integer) as max_retries,
-        cast(config ->> '$.resources.pack_size' as integer) as pack_size
+        cast(config ->> '$.resources.pack_size' as integer) as pack_size,
+        nullif(stored ->> '$.model.factory', '') as factory,
+        stored -> '$.model.args' as args,
+        nullif(stored ->> '$.entrypoint', '') as entrypoint,
+        nullif(stored ->> '$.code', '') as code,
+        stored -> '$.params' as params
     from source
 )
 select * from final;

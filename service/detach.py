@@ -91,6 +91,11 @@ def submit_detached(
             f"(or [sweep] storage); {storage_uri} is a path on this machine"
         )
     _check_data_paths_travel(grid)
+    if grid.trials[0].code:
+        raise UserError(
+            f"{grid.path}: sweep.code: a detached sweep cannot take your own code yet; submit it with "
+            "--address and without --detach, which ships the code folder to the cluster's workers"
+        )
     client = _client(address)
     base_id = submission_id(grid, storage_uri)
     job_id, n = base_id, 1

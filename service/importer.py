@@ -1,11 +1,13 @@
 """`rnnsweep import`: runs logged elsewhere, loaded so they can be diagnosed and queried.
 
-METRICS is a long table (CSV or Parquet) with columns `run_id, step, epoch, metric, value`;
-canonical metric names are train_loss, val_loss, train_acc, val_acc, grad_norm,
-weight_norm, pred_std, lr (others are kept too). NaN and Inf are values. PARAMS (optional)
-has `run_id` and hyper-parameter columns (lr, weight_decay, optimizer, beta1, beta2,
-batch_size, clip_grad_norm, cell, hidden, epochs, n_train, task = classification |
-regression, n_classes, or any other).
+SOURCE is any shape service/importers reads: rnnsweep's long table (`run_id, step, epoch,
+metric, value`, CSV or Parquet), a wide CSV / Parquet (Keras, Lightning `CSVLogger`), a folder
+of those, a TensorBoard log dir or an MLflow `mlruns/`. Whatever the shape, the runs then take
+one path: an `epoch` metric becomes the epoch column, an empty value is NaN, metric names are
+read as the canonical ones (importers/names.py, plus `--map`), and the params come from the
+source where it has them, overridden by PARAMS (`run_id` plus hyper-parameter columns: lr,
+weight_decay, optimizer, beta1, beta2, batch_size, clip_grad_norm, cell, hidden, epochs,
+n_train, task = classification | regression, n_classes, or any other).
 
 Everything is checked before anything is written; then one transaction replaces the
 imported runs' rows, so importing the same files twice changes nothing. Imported run_ids
@@ -21,20 +23,14 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from rnnsweep.service.errors import UserError
+from rnnsweep.service.importers import SourceFormat, read_source
+from rnnsweep.service.importers.files import read_table
+from rnnsweep.service.importers.names import CANONICAL_METRICS, canonical_names, parse_name_map
+from rnnsweep.service.importers.source import LONG_SCHEMA
 from rnnsweep.service.warehouse import Warehouse
 
-METRIC_COLUMNS = {
-    "run_id": pa.string(),
-    "step": pa.int64(),
-    "epoch": pa.int64(),
-    "metric": pa.string(),
-    "value": pa.float64(),
-}
-CANONICAL_METRICS = ("train_loss", "val_loss", "train_acc", "val_acc", "grad_norm", "weight_norm", "pred_std", "lr")
 # Params the analysis views read (run_params); others are kept in runs.config only.
 KNOWN_PARAMS = (
     "lr",
@@ -61,75 +57,56 @@ class ImportReport:
     rows: int
 
 
-def _read_table(path: Path, types: dict[str, pa.DataType] | None = None) -> pa.Table:
-    label = str(path)
-    if not path.is_file():
-        raise UserError(f"{label}: no such file")
-    try:
-        if path.suffix == ".csv":
-            # Only empty cells and NULL are missing: "NaN" and "inf" are values.
-            options = pacsv.ConvertOptions(null_values=["", "NULL", "null"], column_types=types or {})
-            return pacsv.read_csv(path, convert_options=options)
-        if path.suffix in (".parquet", ".pq"):
-            return pq.read_table(path)
-    except pa.ArrowInvalid as e:
-        raise UserError(f"{label}: {_arrow_message(e, types)}") from None
-    raise UserError(f"{label}: must be a .csv or .parquet file")
-
-
-def _arrow_message(error: Exception, types: dict | None) -> str:
-    text = str(error).splitlines()[0]
-    if "CSV column #" in text and types:
-        index = int(text.split("#")[1].split(":")[0])
-        return f"column {list(types)[index] if index < len(types) else index}: {text.split(': ', 1)[1]}"
-    return f"cannot read it ({text})"
-
-
-def read_metrics(path: Path) -> pa.Table:
-    """The long metrics table, typed and checked; UserError names the file, column and problem."""
-    label = str(path)
-    table = _read_table(path, METRIC_COLUMNS)
-    missing = [c for c in METRIC_COLUMNS if c not in table.column_names]
-    if missing:
-        raise UserError(
-            f"{label}: missing column {missing[0]!r} (a metrics file has columns {', '.join(METRIC_COLUMNS)})"
-        )
-    columns = {}
-    for name, kind in METRIC_COLUMNS.items():
-        column = table.column(name)
-        try:
-            columns[name] = column.cast(kind) if name != "run_id" else pc.cast(column, pa.string())
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            raise UserError(f"{label}: column {name!r}: must be {_kind_name(kind)} (found {column.type})") from None
-        if columns[name].null_count:
-            row = pc.index(pc.is_null(columns[name]), True).as_py()
-            raise UserError(
-                f"{label}: column {name!r}: empty at row {row + 1}"
-                + (" (write NaN for a missing value)" if name == "value" else "")
-            )
-    table = pa.table(columns)
-    if table.num_rows == 0:
+def checked_metrics(metrics: pa.Table, label: str, name_map: dict[str, str]) -> pa.Table:
+    """A reader's long table with epochs filled, NaN for null, canonical names; UserError names the file and problem."""
+    metrics = _with_epochs(metrics)
+    if metrics.num_rows == 0:
         raise UserError(f"{label}: no rows")
-    keys = table.group_by(["run_id", "step", "metric"]).aggregate([("value", "count")])
+    metrics = metrics.set_column(4, "value", pc.fill_null(metrics.column("value"), math.nan))
+    keys = metrics.group_by(["run_id", "step", "metric"], use_threads=False).aggregate([("value", "count")])
     dupes = keys.filter(pc.greater(keys.column("value_count"), 1))
     if dupes.num_rows:
         first = dupes.slice(0, 1).to_pylist()[0]
         raise UserError(
             f"{label}: {dupes.num_rows} duplicate (run_id, step, metric) rows, e.g. run {first['run_id']!r} step {first['step']} metric {first['metric']!r}"
         )
-    if not set(CANONICAL_METRICS) & set(table.column("metric").unique().to_pylist()):
-        raise UserError(f"{label}: column 'metric': none of the canonical names ({', '.join(CANONICAL_METRICS)})")
-    return table
+    metrics = canonical_names(metrics, label, name_map)
+    found = metrics.column("metric").unique().to_pylist()
+    if not set(CANONICAL_METRICS) & set(found):
+        shown = ", ".join(sorted(found)[:12]) + (", ..." if len(found) > 12 else "")
+        raise UserError(
+            f"{label}: none of its metrics ({shown}) is a canonical name ({', '.join(CANONICAL_METRICS)}) "
+            "or a known alias; name one with --map NAME=CANONICAL"
+        )
+    return metrics
 
 
-def _kind_name(kind: pa.DataType) -> str:
-    return "integers" if pa.types.is_integer(kind) else "numbers" if pa.types.is_floating(kind) else "text"
+def _with_epochs(metrics: pa.Table) -> pa.Table:
+    """A metric named `epoch` (Lightning logs one beside every metric) fills the epoch column at
+    its step, and is not kept as a metric; where a source says nothing of epochs, the epoch is 0."""
+    metrics = metrics.cast(LONG_SCHEMA)
+    is_epoch = pc.equal(metrics.column("metric"), "epoch")
+    epochs = metrics.filter(pc.and_(is_epoch, pc.is_finite(metrics.column("value"))))
+    metrics = metrics.filter(pc.invert(is_epoch))
+    if metrics.column("epoch").null_count and epochs.num_rows:
+        latest = epochs.group_by(["run_id", "step"], use_threads=False).aggregate([("value", "max")])
+        at_step = pa.table(
+            {
+                "run_id": latest.column("run_id"),
+                "step": latest.column("step"),
+                "logged_epoch": pc.cast(pc.floor(latest.column("value_max")), pa.int64()),
+            }
+        )
+        metrics = metrics.join(at_step, ["run_id", "step"], join_type="left outer", use_threads=False)
+        metrics = metrics.set_column(2, "epoch", pc.coalesce(metrics.column("epoch"), metrics.column("logged_epoch")))
+    epoch = pc.fill_null(metrics.column("epoch"), 0)
+    return metrics.set_column(2, "epoch", epoch).select(LONG_SCHEMA.names).combine_chunks()
 
 
 def read_params(path: Path, run_ids: set[str]) -> dict[str, dict]:
-    """run_id -> {param: value}; every run must be in the metrics file."""
+    """run_id -> {param: value}; every run must be in the metrics."""
     label = str(path)
-    table = _read_table(path, {"run_id": pa.string()})
+    table = read_table(path, {"run_id": pa.string()})
     if "run_id" not in table.column_names:
         raise UserError(f"{label}: missing column 'run_id'")
     params: dict[str, dict] = {}
@@ -138,47 +115,85 @@ def read_params(path: Path, run_ids: set[str]) -> dict[str, dict]:
         if run_id in params:
             raise UserError(f"{label}: run {run_id!r} appears twice")
         if run_id not in run_ids:
-            raise UserError(f"{label}: run {run_id!r} has no rows in the metrics file")
-        clean = {k: v for k, v in row.items() if v is not None and not (isinstance(v, float) and math.isnan(v))}
-        if "task" in clean and clean["task"] not in TASKS:
-            raise UserError(
-                f"{label}: column 'task': run {run_id!r} has {clean['task']!r}; expected one of {', '.join(TASKS)}"
-            )
-        if "n_classes" in clean and (not float(clean["n_classes"]).is_integer() or clean["n_classes"] < 2):
-            raise UserError(
-                f"{label}: column 'n_classes': run {run_id!r} has {clean['n_classes']!r}; expected a whole number >= 2"
-            )
-        params[run_id] = clean
+            known = ", ".join(repr(r) for r in sorted(run_ids)[:3]) + (", ..." if len(run_ids) > 3 else "")
+            raise UserError(f"{label}: run {run_id!r} has no rows in the metrics (its runs are {known})")
+        params[run_id] = _present(row)
     return params
 
 
-def import_runs(warehouse: Path, metrics_path: Path, params_path: Path | None, sweep: str) -> ImportReport:
+def _present(row: dict) -> dict:
+    return {k: v for k, v in row.items() if v is not None and not (isinstance(v, float) and math.isnan(v))}
+
+
+def checked_params(run_id: str, params: dict, labels: dict[str, str], source_label: str) -> dict:
+    """The run's params, `task` and `n_classes` checked; an error names the file the value came
+    from: `labels[name]` (the params file) or else the source."""
+
+    def origin(name: str) -> str:
+        return labels.get(name, source_label)
+
+    task = params.get("task")
+    if task is not None and task not in TASKS:
+        raise UserError(
+            f"{origin('task')}: column 'task': run {run_id!r} has {task!r}; expected one of {', '.join(TASKS)}"
+        )
+    n_classes = params.get("n_classes")
+    if n_classes is None:
+        return params
+    whole = isinstance(n_classes, int | float) and not isinstance(n_classes, bool) and float(n_classes).is_integer()
+    if whole and n_classes <= 1 and task == "regression":  # a regression head has one output: nothing to count
+        return {k: v for k, v in params.items() if k != "n_classes"}
+    if not whole or n_classes < 2:
+        raise UserError(
+            f"{origin('n_classes')}: column 'n_classes': run {run_id!r} has {n_classes!r}; expected a whole number >= 2"
+            + (" (or task = regression)" if whole and task is None else "")
+        )
+    return params
+
+
+def import_runs(
+    warehouse: Path,
+    source: Path,
+    params_path: Path | None,
+    sweep: str,
+    fmt: SourceFormat | None = None,
+    names: list[str] | tuple[str, ...] = (),
+) -> ImportReport:
+    """Read, name, check, then load in one transaction; nothing is written unless every check passed."""
     from rnnsweep.service.spec import SweepSection
 
     try:
         SweepSection(name=sweep)
     except Exception:
         raise UserError(f"--sweep {sweep!r}: may hold only letters, digits, '_', '-' and '.'") from None
-    metrics = read_metrics(metrics_path)
+    name_map = parse_name_map(list(names))
+    found = read_source(source, fmt)
+    metrics = checked_metrics(found.metrics, str(source), name_map)
     run_ids = sorted(set(metrics.column("run_id").to_pylist()))
-    params = read_params(params_path, set(run_ids)) if params_path else {}
+    given = read_params(params_path, set(run_ids)) if params_path else {}
+    params = {}
+    for run in run_ids:
+        from_file = given.get(run, {})
+        merged = {**_present(found.params.get(run, {})), **from_file}
+        params[run] = checked_params(run, merged, dict.fromkeys(from_file, str(params_path)), str(source))
     axes = [f"import.{name}" for name in KNOWN_PARAMS if len({repr(p.get(name)) for p in params.values()}) > 1]
 
     prefixed = pc.binary_join_element_wise(pa.scalar(f"{sweep}:"), metrics.column("run_id"), "")
     imported_metrics = metrics.set_column(0, "run_id", prefixed)
     last_step = {
-        r["run_id"]: r["step_max"] for r in metrics.group_by("run_id").aggregate([("step", "max")]).to_pylist()
+        r["run_id"]: r["step_max"]
+        for r in metrics.group_by("run_id", use_threads=False).aggregate([("step", "max")]).to_pylist()
     }
     imported_runs = pa.table(
         {
             "run_id": [f"{sweep}:{r}" for r in run_ids],
             "trial_index": pa.array(range(len(run_ids)), pa.int32()),
-            "config": [json.dumps({"source_run_id": r, **params.get(r, {})}) for r in run_ids],
+            "config": [json.dumps({"source_run_id": r, **params[r]}) for r in run_ids],
             "steps": pa.array([last_step[r] for r in run_ids], pa.int64()),
         }
     )
     with Warehouse.open(warehouse, build_views=True) as wh:
         if wh.sweep_sources(sweep) - {"import"}:
             raise UserError(f"sweep {sweep!r} holds runs trained by rnnsweep; import into another --sweep name")
-        wh.import_runs(sweep, str(metrics_path), axes, imported_runs, imported_metrics)
+        wh.import_runs(sweep, str(source), axes, imported_runs, imported_metrics)
     return ImportReport(sweep, len(run_ids), metrics.num_rows)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rnnsweep.jobs.config import TrialConfig
 from rnnsweep.service.errors import UserError
 from rnnsweep.service.query import run_query
 from rnnsweep.service.spec import Grid, axis_value
@@ -38,14 +39,14 @@ SWEEPS = "select * from sweep_status order by updated_at desc"
 SWEEP_EXISTS = "select count(*) as n from sweeps where name = $sweep"
 SWEEP_AXES = "select axes from sweeps where name = $sweep"
 SWEEP_RUNS = """
-select p.*, r.attempts, r.node, r.steps, coalesce(r.stop_reason, r.error) as note
+select p.*, r.attempts, r.node, r.steps, coalesce(r.stop_reason, r.error) as note, r.config
 from run_params p join runs r using (run_id)
 where p.sweep = $sweep
 order by p.trial_index
 """
 SWEEP_RESULTS = """
-select run_results.*, diagnosis.label
-from run_results left join diagnosis using (run_id)
+select run_results.*, diagnosis.label, runs.config
+from run_results left join diagnosis using (run_id) join runs using (run_id)
 where run_results.sweep = $sweep
 order by best_val_loss nulls last, trial_index
 """
@@ -95,10 +96,27 @@ def _axes_of(warehouse: Path, sweep: str) -> list[str]:
     return run_query(warehouse, SWEEP_AXES, {"sweep": sweep}).column("axes")[0].as_py()
 
 
+def with_axis_columns(table: pa.Table, axes: list[str]) -> tuple[pa.Table, list[str]]:
+    """The table with a column per axis, and their names. run_params has a column for every
+    built-in grid key; a free-form one ([model.args], [params]) is read from the run's config."""
+    names = []
+    for axis in axes:
+        name = column_of(axis)
+        if name not in table.column_names:
+            trials = [TrialConfig.model_validate_json(c) for c in table.column("config").to_pylist()]
+            values = [axis_value(t, axis) for t in trials]
+            try:
+                column = pa.array(values)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):  # one axis may mix numbers and strings
+                column = pa.array([str(v) for v in values])
+            table = table.append_column(name, column)
+        names.append(name)
+    return table, names
+
+
 def sweep_runs(warehouse: Path, sweep: str) -> pa.Table:
     """A sweep's runs: state, the axes' values, attempts, node and why it stopped or failed."""
-    axes = [column_of(a) for a in _axes_of(warehouse, sweep)]
-    table = run_query(warehouse, SWEEP_RUNS, {"sweep": sweep})
+    table, axes = with_axis_columns(run_query(warehouse, SWEEP_RUNS, {"sweep": sweep}), _axes_of(warehouse, sweep))
     return table.select(["run_id", "status", *axes, "attempts", "node", "steps", "note"])
 
 
@@ -108,4 +126,5 @@ def sweep_results(warehouse: Path, grid: Grid) -> pa.Table:
     run_ids = pa.array([t.run_id for t in grid.trials])
     table = table.filter(pc.is_in(table.column("run_id"), value_set=run_ids))
     shown = [c for c in RESULT_COLUMNS if table.column(c).null_count < table.num_rows]
-    return table.select(["run_id", *(column_of(a) for a in grid.axes), *shown])
+    table, axes = with_axis_columns(table, list(grid.axes))
+    return table.select(["run_id", *axes, *shown])

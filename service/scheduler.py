@@ -24,11 +24,13 @@ CANCEL_WAIT_SECONDS = 15.0
 
 
 @contextmanager
-def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[None]:
+def ray_session(address: str | None, num_cpus: int | None = None, code: str = "") -> Iterator[None]:
     """Connect to a cluster (`address`) or start a local Ray that ends with the block.
 
-    A Ray already initialised in this process (a test fixture, a notebook) is used as is
-    and left running.
+    `code`, a sweep's own code folder (sweep.code), goes to every worker as the job's
+    working_dir: Ray ships local folders only at the job level, not per task. A Ray already
+    initialised in this process (a test fixture, a notebook) is used as is and left running;
+    its workers then import the code from the folder's path, which must exist where they run.
     """
     import ray
 
@@ -43,6 +45,7 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[No
             include_dashboard=False,
             logging_level=logging.ERROR,
             log_to_driver=False,
+            runtime_env={"working_dir": code} if code else None,
         )
     except (ConnectionError, ValueError, RuntimeError) as e:
         where = f"the Ray cluster at {address}" if address else "a local Ray"

@@ -176,7 +176,7 @@ def run_sweep(
         counts = Counter(statuses[t.run_id] for t in grid.trials if statuses[t.run_id] in DONE_STATUSES)
         skipped = sum(counts.values())
         if todo:
-            with ray_session(address, num_cpus):
+            with ray_session(address, num_cpus, todo[0].code):
                 check_fits(todo)
                 slots = task_slots(todo)
                 # Twice what runs at once by default: workers never idle, the queue stays short.

@@ -1,5 +1,5 @@
 """The example grids reproduce their forum threads: each runs on a real local Ray and the
-diagnosis must show the seed's failure next to its fix (examples/seed00*_*.toml)."""
+diagnosis must show the seed's failure next to its fix (examples/seed00*_*.toml, examples/*/grid.toml)."""
 
 from __future__ import annotations
 
@@ -54,3 +54,19 @@ def test_seed002_high_lr_with_beta1_half_rises_again_a_lower_lr_fixes_it(tmp_pat
     # depends on float rounding (packed and unpacked runs part ways after ~30 steps).
     del found[(0.1, 0.9)]
     assert found == {(0.1, 0.5): "diverged", (0.01, 0.5): "healthy", (0.01, 0.9): "healthy"}
+
+
+def test_seed001_with_its_authors_own_model_loses_the_signal_at_a_high_lr(tmp_path):
+    """The thread's own stacked model (examples/seed001_user_model/models.py) as a factory."""
+    found = labels_by(tmp_path, "seed001_user_model/grid.toml", "lr, clip_grad_norm")
+    assert found == {
+        (0.1, 0.0): "constant_output",
+        (0.1, 1.0): "constant_output",  # with this model, clipping alone is not enough
+        (0.003, 0.0): "healthy",
+        (0.003, 1.0): "healthy",
+    }
+
+
+def test_a_hand_written_loop_runs_as_an_entrypoint_and_is_diagnosed(tmp_path):
+    found = labels_by(tmp_path, "own_loop/grid.toml", "run_id")
+    assert set(found.values()) == {"healthy"}

@@ -1,5 +1,6 @@
 """`rnnsweep import`: CSV and Parquet in, NaN kept, twice changes nothing, and every bad file
-is refused with one line naming it, before anything is written."""
+is refused with one line naming it, before anything is written. The other log shapes (wide CSV,
+TensorBoard, MLflow) are in test_importers.py."""
 
 from __future__ import annotations
 
@@ -99,26 +100,41 @@ def test_parquet_import(tmp_path):
             None,
             "m.csv: column step: CSV conversion error to int64: invalid value 'abc'",
         ),
-        (
-            "run_id,step,epoch,metric,value\n1,1,1,val_loss,\n",
-            None,
-            "m.csv: column 'value': empty at row 1 (write NaN for a missing value)",
-        ),
+        ("run_id,step,epoch,metric,value\n1,,1,val_loss,1\n", None, "m.csv: column 'step': empty at row 1"),
         (
             "run_id,step,epoch,metric,value\n1,1,1,val_loss,1\n1,1,1,val_loss,2\n",
             None,
             "m.csv: 1 duplicate (run_id, step, metric) rows, e.g. run '1' step 1 metric 'val_loss'",
         ),
         ("run_id,step,epoch,metric,value\n", None, "m.csv: no rows"),
-        ("run_id,step,epoch,metric,value\n1,1,1,loss,1\n", None, "m.csv: column 'metric': none of the canonical names"),
-        (GOOD, "run_id,lr\n3,0.1\n", "p.csv: run '3' has no rows in the metrics file"),
+        (
+            "run_id,step,epoch,metric,value\n1,1,1,perplexity,1\n",
+            None,
+            "m.csv: none of its metrics (perplexity) is a canonical name",
+        ),
+        (
+            "run_id,step,epoch,metric,value\n1,1,1,loss,1\n1,1,1,train_loss,1\n",
+            None,
+            "m.csv: run '1': 'loss' and 'train_loss' both read as 'train_loss'; keep one as it is with --map train_loss=train_loss",
+        ),
+        (GOOD, "run_id,lr\n3,0.1\n", "p.csv: run '3' has no rows in the metrics (its runs are '1', '2')"),
         (GOOD, "run_id,lr\n1,0.1\n1,0.2\n", "p.csv: run '1' appears twice"),
         (
             GOOD,
             "run_id,task\n1,segmentation\n",
             "p.csv: column 'task': run '1' has 'segmentation'; expected one of classification, regression",
         ),
-        (GOOD, "run_id,n_classes\n1,1\n", "p.csv: column 'n_classes': run '1' has 1; expected a whole number >= 2"),
+        (
+            GOOD,
+            "run_id,n_classes\n1,1\n",
+            "p.csv: column 'n_classes': run '1' has 1; expected a whole number >= 2 (or task = regression)",
+        ),
+        (
+            GOOD,
+            "run_id,task,n_classes\n1,classification,1\n",
+            "p.csv: column 'n_classes': run '1' has 1; expected a whole number >= 2",
+        ),
+        (GOOD, "run_id,task,n_classes\n1,regression,1.5\n", "p.csv: column 'n_classes': run '1' has 1.5"),
         (GOOD, "lr\n0.1\n", "p.csv: missing column 'run_id'"),
     ],
 )
@@ -132,6 +148,16 @@ def test_bad_files_are_refused_whole(tmp_path, metrics, params, message):
     assert str(caught.value).removeprefix(str(tmp_path) + "/").startswith(message)
     assert snapshot(warehouse) == before  # nothing half-loaded
     assert run_query(warehouse, "select count(*) as n from sweeps where name = 'new'").column("n")[0].as_py() == 0
+
+
+def test_n_classes_of_one_on_a_regression_run_is_accepted_and_ignored(tmp_path):
+    warehouse = tmp_path / "wh.duckdb"
+    params = write(tmp_path, "p.csv", "run_id,task,n_classes\n1,regression,1\n2,regression,0\n")
+    import_runs(warehouse, write(tmp_path, "m.csv", GOOD), params, "reg")
+    read = run_query(warehouse, "select task_kind, n_classes from run_params order by run_id").to_pylist()
+    assert read == [{"task_kind": "regression", "n_classes": None}] * 2
+    configs = run_query(warehouse, "select config->>'$.n_classes' as n from runs").column("n").to_pylist()
+    assert configs == [None, None]
 
 
 def test_other_refusals(tmp_path):
@@ -158,4 +184,4 @@ def test_import_command(tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0 and result.stderr.strip() == "imported 2 runs (4 metric rows) into sweep old"
     bad = CliRunner().invoke(app, ["import", str(tmp_path / "nope.csv"), "--sweep", "old", "-w", str(warehouse)])
-    assert bad.exit_code == 2 and bad.stderr.strip() == f"error: {tmp_path / 'nope.csv'}: no such file"
+    assert bad.exit_code == 2 and bad.stderr.strip() == f"error: {tmp_path / 'nope.csv'}: no such file or folder"

@@ -16,6 +16,7 @@ import typer
 
 from rnnsweep.service import reports
 from rnnsweep.service.cli.options import DEFAULT_WAREHOUSE, FormatOption, WarehouseOption, user_errors
+from rnnsweep.service.importers import SourceFormat
 from rnnsweep.service.render import OutputFormat, stderr_console, write_table
 
 app = typer.Typer()
@@ -116,16 +117,32 @@ def thresholds(
     epilog="Example: rnnsweep import runs.csv --params params.csv --sweep my-old-runs   (then: rnnsweep diagnose my-old-runs)",
 )
 def import_(
-    metrics: Annotated[
+    source: Annotated[
         Path,
         typer.Argument(
-            help="Long metrics table: run_id, step, epoch, metric, value (.csv or .parquet).", show_default=False
+            help="The logs: a long table (run_id, step, epoch, metric, value), a wide CSV/Parquet (Keras or Lightning "
+            "CSVLogger), a folder of those, a TensorBoard log dir or an MLflow mlruns/ folder.",
+            show_default=False,
         ),
     ],
     sweep: Annotated[str, typer.Option(help="Name of the sweep these runs go into.", show_default=False)],
     params: Annotated[
         Optional[Path],
-        typer.Option(help="Hyper-parameters: run_id plus any columns (lr, weight_decay, task, n_classes, ...)."),
+        typer.Option(
+            help="Hyper-parameters: run_id plus any columns (lr, weight_decay, task, n_classes, ...); "
+            "they override what the source holds."
+        ),
+    ] = None,
+    source_format: Annotated[
+        Optional[SourceFormat],
+        typer.Option("--format", help="How to read SOURCE (default: told by the path and the file's columns)."),
+    ] = None,
+    map_: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--map",
+            help="Read a metric NAME as a canonical one, NAME=CANONICAL (repeatable), e.g. --map val_ce=val_loss.",
+        ),
     ] = None,
     warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
 ) -> None:
@@ -133,7 +150,7 @@ def import_(
     from rnnsweep.service.importer import import_runs
 
     with user_errors():
-        report = import_runs(warehouse, metrics, params, sweep)
+        report = import_runs(warehouse, source, params, sweep, source_format, map_ or [])
         stderr_console().print(
             f"imported {report.runs} runs ({report.rows:,} metric rows) into sweep {report.sweep}", highlight=False
         )
