@@ -3,7 +3,7 @@
 -- Staging: every hyper-parameter of a run as its own typed column, read from the resolved
 -- config stored in runs.config (staging_runs), so a grid can be sliced with plain SQL
 -- (`group by cell, lr, weight_decay`). Column names are the grid keys, except
--- sweep.seeds -> seed, data.seed -> data_seed, data.path -> data_path,
+-- sweep.seeds -> seed, data.seed -> data_seed, data.path -> data_path, data.digest -> data_digest,
 -- optimizer.name -> optimizer. Imported runs (`rnnsweep import`) keep their params flat
 -- ({"lr": ..., "weight_decay": ..., "task": "classification"}), so the common ones are
 -- read from either shape. task_kind (classification | regression) and n_classes give the
@@ -11,6 +11,9 @@
 -- a plain script) keeps its hyper-parameters flat in its [params], read like an import's:
 -- the built-in sections it carries are defaults it never read. factory, args (the model
 -- factory's keyword arguments, JSON), entrypoint, code and params (JSON) say whose code ran.
+-- Every value is read with try_cast, whole numbers as bigint: a value a column cannot hold
+-- (a seed of 2**32, `seed = "random"` in an imported params file) is null in that run's row,
+-- never an error that stops every query over the view.
 create or replace view run_params as
 with staged as (
     select * from staging_runs
@@ -36,45 +39,46 @@ final as (
         end as task_kind,
         coalesce(
             case config ->> '$.task' when 'events' then 2 when 'sequences4' then 4 end,
-            try_cast(config ->> '$.n_classes' as integer)
+            try_cast(config ->> '$.n_classes' as bigint)
         ) as n_classes,
-        try_cast(config ->> '$.seed' as integer) as seed,
-        try_cast(config ->> '$.epochs' as integer) as epochs,
-        cast(config ->> '$.evals_per_epoch' as integer) as evals_per_epoch,
-        cast(config ->> '$.data.seed' as integer) as data_seed,
-        try_cast(coalesce(config ->> '$.data.n_train', config ->> '$.n_train') as integer) as n_train,
-        cast(config ->> '$.data.n_val' as integer) as n_val,
-        cast(config ->> '$.data.seq_len' as integer) as seq_len,
-        cast(config ->> '$.data.n_features' as integer) as n_features,
-        cast(config ->> '$.data.positive_rate' as double) as positive_rate,
-        cast(config ->> '$.data.noise' as double) as noise,
-        cast(config ->> '$.data.target_dim' as integer) as target_dim,
+        try_cast(config ->> '$.seed' as bigint) as seed,
+        try_cast(config ->> '$.epochs' as bigint) as epochs,
+        try_cast(config ->> '$.evals_per_epoch' as bigint) as evals_per_epoch,
+        try_cast(config ->> '$.data.seed' as bigint) as data_seed,
+        try_cast(coalesce(config ->> '$.data.n_train', config ->> '$.n_train') as bigint) as n_train,
+        try_cast(config ->> '$.data.n_val' as bigint) as n_val,
+        try_cast(config ->> '$.data.seq_len' as bigint) as seq_len,
+        try_cast(config ->> '$.data.n_features' as bigint) as n_features,
+        try_cast(config ->> '$.data.positive_rate' as double) as positive_rate,
+        try_cast(config ->> '$.data.noise' as double) as noise,
+        try_cast(config ->> '$.data.target_dim' as bigint) as target_dim,
         config ->> '$.data.path' as data_path,
-        cast(config ->> '$.data.val_fraction' as double) as val_fraction,
+        nullif(config ->> '$.data.digest', '') as data_digest,
+        try_cast(config ->> '$.data.val_fraction' as double) as val_fraction,
         coalesce(config ->> '$.model.cell', config ->> '$.cell') as cell,
-        try_cast(coalesce(config ->> '$.model.hidden', config ->> '$.hidden') as integer) as hidden,
-        cast(config ->> '$.model.layers' as integer) as layers,
-        cast(config ->> '$.model.bidirectional' as boolean) as bidirectional,
-        cast(config ->> '$.model.dropout' as double) as dropout,
+        try_cast(coalesce(config ->> '$.model.hidden', config ->> '$.hidden') as bigint) as hidden,
+        try_cast(config ->> '$.model.layers' as bigint) as layers,
+        try_cast(config ->> '$.model.bidirectional' as boolean) as bidirectional,
+        try_cast(config ->> '$.model.dropout' as double) as dropout,
         coalesce(config ->> '$.optimizer.name', config ->> '$.optimizer') as optimizer,
         try_cast(coalesce(config ->> '$.optimizer.lr', config ->> '$.lr') as double) as lr,
         try_cast(config -> '$.optimizer.betas' as double[]) as betas,
         try_cast(coalesce(config ->> '$.optimizer.betas[0]', config ->> '$.beta1') as double) as beta1,
         try_cast(coalesce(config ->> '$.optimizer.betas[1]', config ->> '$.beta2') as double) as beta2,
-        cast(config ->> '$.optimizer.momentum' as double) as momentum,
+        try_cast(config ->> '$.optimizer.momentum' as double) as momentum,
         try_cast(coalesce(config ->> '$.optimizer.weight_decay', config ->> '$.weight_decay') as double) as weight_decay,
         config ->> '$.optimizer.weight_decay_on' as weight_decay_on,
-        try_cast(coalesce(config ->> '$.training.batch_size', config ->> '$.batch_size') as integer) as batch_size,
+        try_cast(coalesce(config ->> '$.training.batch_size', config ->> '$.batch_size') as bigint) as batch_size,
         try_cast(coalesce(config ->> '$.training.clip_grad_norm', config ->> '$.clip_grad_norm') as double) as clip_grad_norm,
         config ->> '$.training.lr_schedule' as lr_schedule,
-        cast(config ->> '$.training.lr_step_epochs' as integer) as lr_step_epochs,
-        cast(config ->> '$.training.lr_gamma' as double) as lr_gamma,
-        cast(config ->> '$.training.pos_weight' as double) as pos_weight,
+        try_cast(config ->> '$.training.lr_step_epochs' as bigint) as lr_step_epochs,
+        try_cast(config ->> '$.training.lr_gamma' as double) as lr_gamma,
+        try_cast(config ->> '$.training.pos_weight' as double) as pos_weight,
         config ->> '$.training.early_stop' as early_stop,
-        cast(config ->> '$.resources.cpus_per_trial' as double) as cpus_per_trial,
-        cast(config ->> '$.resources.gpus_per_trial' as double) as gpus_per_trial,
-        cast(config ->> '$.resources.max_retries' as integer) as max_retries,
-        cast(config ->> '$.resources.pack_size' as integer) as pack_size,
+        try_cast(config ->> '$.resources.cpus_per_trial' as double) as cpus_per_trial,
+        try_cast(config ->> '$.resources.gpus_per_trial' as double) as gpus_per_trial,
+        try_cast(config ->> '$.resources.max_retries' as bigint) as max_retries,
+        try_cast(config ->> '$.resources.pack_size' as bigint) as pack_size,
         nullif(stored ->> '$.model.factory', '') as factory,
         stored -> '$.model.args' as args,
         nullif(stored ->> '$.entrypoint', '') as entrypoint,

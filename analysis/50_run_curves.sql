@@ -23,7 +23,8 @@ windowed as (
     select
         points.run_id,
         points.metric,
-        least(19, floor(20 * points.step / (spans.last_step + 1)))::integer as window_index,
+        -- in double: 20 * step overflows bigint for steps past 4.6e17 (a timestamp logged as a step)
+        least(19, floor(20.0 * points.step::double / (spans.last_step::double + 1)))::integer as window_index,
         points.step,
         points.value
     from points

@@ -87,7 +87,7 @@ params as (
 final as (
     select
         params.*,
-        coalesce(params.n_classes, pivoted.logged_n_classes::integer) as classes,
+        coalesce(params.n_classes, try_cast(pivoted.logged_n_classes as bigint)) as classes,
         case
             when coalesce(params.task_kind, '') = 'regression' or pivoted.has_r2 then 0.0
             when coalesce(params.n_classes, pivoted.logged_n_classes) >= 2 then 1.0 / coalesce(params.n_classes, pivoted.logged_n_classes)

@@ -45,8 +45,8 @@ diverged_nonfinite as (
     where nonfinite_step is not null
 ),
 
--- 20 diverged: the early stop ended the trial (training.early_stop = "diverged" logged
--- early_stopped), at the step it stopped
+-- 20 diverged: the early stop ended the trial for divergence (training.early_stop logged
+-- early_stopped; its stop reason names no other pathology), at the step it stopped
 diverged_early_stop as (
     select
         run_id,
@@ -64,6 +64,27 @@ diverged_early_stop as (
                 train_loss_best, train_loss_best_step, train_loss_final)) as evidence
     from inputs
     where early_stop_step is not null
+      and coalesce(split_part(early_stop_reason, ':', 1), '') not in ('l2_collapsed', 'constant_output')
+),
+
+-- 21 l2_collapsed or constant_output: training.early_stop = "pathology" ended the trial, its
+-- stop reason naming the label first ("l2_collapsed: sigma_max(W_hh) 0.42 < 1 and falling ...")
+pathology_early_stop as (
+    select
+        run_id,
+        split_part(early_stop_reason, ':', 1) as label,
+        21 as priority,
+        'high' as confidence,
+        early_stop_step as onset_step,
+        case split_part(early_stop_reason, ':', 1) when 'l2_collapsed' then 'sigma_max_hh' else 'pred_std' end
+            as metric,
+        null::double as value,
+        null::double as threshold,
+        printf('stopped early at step %d (training.early_stop = "pathology"), %s', early_stop_step,
+            early_stop_reason) as evidence
+    from inputs
+    where early_stop_step is not null
+      and split_part(early_stop_reason, ':', 1) in ('l2_collapsed', 'constant_output')
 ),
 
 -- 30 l2_collapsed (seed 000): sigma_max(W_hh) ended below collapse_sigma and below where it
@@ -296,6 +317,7 @@ healthy as (
 final as (
     select * from diverged_nonfinite
     union all by name select * from diverged_early_stop
+    union all by name select * from pathology_early_stop
     union all by name select * from l2_collapsed_weights
     union all by name select * from l2_collapsed_params
     union all by name select * from diverged_gave_back

@@ -35,7 +35,7 @@ import torch
 
 from rnnsweep.jobs import instrument, metric_log
 from rnnsweep.jobs.config import TrialConfig
-from rnnsweep.jobs.early_stop import DivergenceWatch, TrainLossWindow, watch_for
+from rnnsweep.jobs.early_stop import DivergenceWatch, PathologyWatch, TrainLossWindow, watch_for
 from rnnsweep.jobs.engines import Engine, make_engine
 from rnnsweep.jobs.metric_log import MetricLog
 from rnnsweep.jobs.outcome import TrainOutcome
@@ -49,6 +49,18 @@ class Checkpoints(Protocol):
     def load(self) -> list[dict | None]: ...
 
     def save(self, states: dict[int, dict]) -> None: ...
+
+
+def decay_on_hh(config: TrialConfig) -> float:
+    """The weight decay a trial's optimizer applies to its recurrent matrices W_hh."""
+    return config.optimizer.weight_decay if config.optimizer.weight_decay_on == "all" else 0.0
+
+
+def score_and_chance(data: TaskData) -> tuple[str, float]:
+    """The validation score the task logs, and what guessing scores on it."""
+    if data.kind == "regression":
+        return "val_r2", 0.0
+    return "val_acc", 0.5 if data.kind == "binary" else 1 / data.n_outputs  # balanced accuracy for binary
 
 
 def lr_factor(config: TrialConfig, steps_per_epoch: int):
@@ -76,7 +88,7 @@ class Member:
     config: TrialConfig
     log: MetricLog
     position: int  # in the unit as submitted
-    watch: DivergenceWatch | None  # training.early_stop, or None when it is off
+    watch: DivergenceWatch | PathologyWatch | None  # training.early_stop, or None when it is off
     order: torch.Generator  # its own batch order, seeded as the trial alone
     schedule: Callable[[int], float]  # step -> lr factor
     final: dict[str, float] = field(default_factory=dict)  # the last evaluation's metrics
@@ -120,6 +132,7 @@ class TrainingLoop:
         self.steps_per_epoch = math.ceil(len(self.x_train) / self.batch)
         self.evaluate_after = eval_points(self.steps_per_epoch, first.evals_per_epoch)
         self.epochs = first.epochs
+        self.target_std = instrument.target_std(self.y_val, self.data.kind)  # what pred_std is compared with
 
         self.outcomes: dict[int, TrainOutcome] = {}  # position -> how that member ended
         self.saved_ended: set[int] = set()  # members whose ending a checkpoint already holds
@@ -128,7 +141,7 @@ class TrainingLoop:
                 c,
                 log,
                 i,
-                watch_for(c.training),
+                watch_for(c.training, decay_on_hh(c), self.target_std, *score_and_chance(self.data)),
                 torch.Generator().manual_seed(c.seed),
                 lr_factor(c, self.steps_per_epoch),
             )
@@ -165,12 +178,14 @@ class TrainingLoop:
             self._baseline()
 
     def _baseline(self) -> None:
-        baseline = {"target_std": instrument.target_std(self.y_val, self.data.kind)}
+        baseline = {"target_std": self.target_std}
         if self.data.kind != "regression":  # chance level for the diagnosis: 1/n_classes
             baseline["n_classes"] = 2 if self.data.kind == "binary" else self.data.n_outputs
         for member, final in zip(self.members, self._measure(before=None), strict=True):
             member.final = final
             member.log.add(0, 0, final | baseline)
+            if member.watch is not None:
+                member.watch.baseline(final)
 
     def _restore(self, states: list[dict]) -> None:
         first = states[0]
@@ -260,7 +275,7 @@ class TrainingLoop:
         for i, (member, final) in enumerate(zip(self.members, self._measure(before), strict=True)):
             member.final = final
             window = member.window.close()
-            reason = member.watch.observe(window) if member.watch is not None and window is not None else None
+            reason = member.watch.observe(window, final) if member.watch is not None and window is not None else None
             member.log.add(self.step, epoch, final | ({"early_stopped": 1.0} if reason else {}))
             if reason:
                 self._end(member, TrainOutcome("stopped", reason, self.step, final))

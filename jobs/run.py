@@ -65,7 +65,10 @@ class Run:
             raise ValueError(
                 f"sweep {sweep!r}: may hold only letters, digits, '_', '-' and '.', starting with a letter or digit"
             )
-        params = {k: v if isinstance(v, bool | int | float | str) else json.dumps(v) for k, v in (config or {}).items()}
+        params = {
+            k: v if isinstance(v, bool | int | float | str) else json.dumps(v, default=repr)
+            for k, v in (config or {}).items()
+        }
         trial = TrialConfig(sweep=sweep, entrypoint=STANDALONE, params=params)
         warehouse = Path(os.environ.get("RNNSWEEP_WAREHOUSE", DEFAULT_WAREHOUSE))
         uri = storage or str((warehouse.parent / "logs").resolve())
@@ -146,13 +149,18 @@ class Run:
         return self
 
     def __exit__(self, kind, error, traceback) -> bool:
+        self.end(error)
+        return False  # an exception goes on up: the run is recorded failed, the script still fails
+
+    def end(self, error: BaseException | None = None) -> None:
+        """End a standalone run: finished, or failed with `error`; what `with Run(...)` does on leaving."""
         if self._standalone is None:
-            return False
+            return  # a sweep's worker ends the attempt (jobs/entry.py)
         fs, base, started_at = self._standalone
         self._flush()
         ended = {"status": "finished", "steps": self.step, "final": self.final}
         if error is not None:
-            ended = {"status": "failed", "steps": self.step, "error": f"{kind.__name__}: {error}"}
+            ended = {"status": "failed", "steps": self.step, "error": f"{type(error).__name__}: {error}"}
         outcome = AttemptOutcome(
             run_id=self.run_id,
             attempt=self._metrics.attempt,
@@ -163,7 +171,6 @@ class Run:
             **ended,
         )
         write_outcome(fs, base, self.trial.sweep, outcome)
-        return False  # an exception goes on up: the run is recorded failed, the script still fails
 
 
 def watched(model) -> dict[str, float]:

@@ -9,7 +9,12 @@ source where it has them, overridden by PARAMS (`run_id` plus hyper-parameter co
 weight_decay, optimizer, beta1, beta2, batch_size, clip_grad_norm, cell, hidden, epochs,
 n_train, task = classification | regression, n_classes, or any other).
 
-Everything is checked before anything is written; then one transaction replaces the
+Every value is range-checked here, where it enters, so nothing accepted can break a view
+later: steps are whole numbers from 0 to below 2**40 (about 1.1e12: more than any training
+takes, far below where the views' step arithmetic could overflow; a nanosecond timestamp
+logged as the step is refused), epochs from 0 to below 2**31 (the warehouse's epoch column),
+run ids and metric names are never empty, and a parameter is a finite number, text or
+true/false. Everything is checked before anything is written; then one transaction replaces the
 imported runs' rows, so importing the same files twice changes nothing. Imported run_ids
 are stored as `<sweep>:<run_id>`, so two imports can both have a run "1".
 """
@@ -48,6 +53,10 @@ KNOWN_PARAMS = (
     "n_classes",
 )
 TASKS = ("classification", "regression")
+MAX_STEP = 2**40
+MAX_EPOCH = 2**31
+MAX_CLASSES = 2**31  # n_classes is read as an integer
+PARAM_VALUE = "a parameter is a finite number, text or true/false"
 
 
 @dataclass(frozen=True)
@@ -59,9 +68,12 @@ class ImportReport:
 
 def checked_metrics(metrics: pa.Table, label: str, name_map: dict[str, str]) -> pa.Table:
     """A reader's long table with epochs filled, NaN for null, canonical names; UserError names the file and problem."""
-    metrics = _with_epochs(metrics)
+    _no_empty_names(metrics, label)
+    metrics = _with_epochs(metrics, label)
     if metrics.num_rows == 0:
         raise UserError(f"{label}: no rows")
+    _in_range(metrics, "step", MAX_STEP, label, "steps count from 0 and stay below 2**40; a timestamp is not a step")
+    _in_range(metrics, "epoch", MAX_EPOCH, label, "epochs count from 0 and stay below 2**31")
     metrics = metrics.set_column(4, "value", pc.fill_null(metrics.column("value"), math.nan))
     keys = metrics.group_by(["run_id", "step", "metric"], use_threads=False).aggregate([("value", "count")])
     dupes = keys.filter(pc.greater(keys.column("value_count"), 1))
@@ -81,12 +93,32 @@ def checked_metrics(metrics: pa.Table, label: str, name_map: dict[str, str]) -> 
     return metrics
 
 
-def _with_epochs(metrics: pa.Table) -> pa.Table:
+def _no_empty_names(metrics: pa.Table, label: str) -> None:
+    """A run with no id, or a metric with no name, cannot be told from the others: refused
+    (the README: an empty cell is an error, except in `value`)."""
+    for column, what in (("run_id", "a run with no id"), ("metric", "a metric with no name")):
+        names = metrics.column(column)
+        empty = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(names), ""), True)
+        if pc.any(empty).as_py():
+            row = pc.index(empty, True).as_py()
+            raise UserError(f"{label}: column {column!r}: empty at row {row + 1} ({what}); fill it or drop the row")
+
+
+def _in_range(metrics: pa.Table, column: str, high: int, label: str, rule: str) -> None:
+    values = metrics.column(column)
+    outside = pc.or_(pc.less(values, 0), pc.greater_equal(values, high))
+    if pc.any(outside).as_py():
+        row = metrics.filter(outside).slice(0, 1).to_pylist()[0]
+        raise UserError(f"{label}: column {column!r}: run {row['run_id']!r} has {row[column]}; {rule}")
+
+
+def _with_epochs(metrics: pa.Table, label: str) -> pa.Table:
     """A metric named `epoch` (Lightning logs one beside every metric) fills the epoch column at
     its step, and is not kept as a metric; where a source says nothing of epochs, the epoch is 0."""
     metrics = metrics.cast(LONG_SCHEMA)
     is_epoch = pc.equal(metrics.column("metric"), "epoch")
     epochs = metrics.filter(pc.and_(is_epoch, pc.is_finite(metrics.column("value"))))
+    _in_range(epochs, "value", MAX_EPOCH, label, "metric 'epoch' counts from 0 and stays below 2**31")
     metrics = metrics.filter(pc.invert(is_epoch))
     if metrics.column("epoch").null_count and epochs.num_rows:
         latest = epochs.group_by(["run_id", "step"], use_threads=False).aggregate([("value", "max")])
@@ -109,8 +141,15 @@ def read_params(path: Path, run_ids: set[str]) -> dict[str, dict]:
     table = read_table(path, {"run_id": pa.string()})
     if "run_id" not in table.column_names:
         raise UserError(f"{label}: missing column 'run_id'")
+    if path.suffix == ".csv":  # a CSV holds text: a date-like value stays the text it was
+        dated = [f.name for f in table.schema if pa.types.is_temporal(f.type)]
+        if dated:
+            table = read_table(path, {"run_id": pa.string(), **dict.fromkeys(dated, pa.string())})
+    table = _plain_params(table, label)
     params: dict[str, dict] = {}
     for row in table.to_pylist():
+        if row["run_id"] is None or not row["run_id"].strip():
+            raise UserError(f"{label}: column 'run_id': empty; every row names its run")
         run_id = str(row.pop("run_id"))
         if run_id in params:
             raise UserError(f"{label}: run {run_id!r} appears twice")
@@ -119,6 +158,25 @@ def read_params(path: Path, run_ids: set[str]) -> dict[str, dict]:
             raise UserError(f"{label}: run {run_id!r} has no rows in the metrics (its runs are {known})")
         params[run_id] = _present(row)
     return params
+
+
+def _plain_params(table: pa.Table, label: str) -> pa.Table:
+    """Parameter columns as numbers, text or booleans (decimals as numbers); a column of any
+    other kind (dates in Parquet, bytes, lists) is refused by name."""
+    for index, field in enumerate(table.schema):
+        kind = field.type
+        if pa.types.is_decimal(kind):
+            table = table.set_column(index, field.name, pc.cast(table.column(index), pa.float64()))
+        elif not (
+            pa.types.is_integer(kind)
+            or pa.types.is_floating(kind)
+            or pa.types.is_boolean(kind)
+            or pa.types.is_string(kind)
+            or pa.types.is_large_string(kind)
+            or pa.types.is_null(kind)
+        ):
+            raise UserError(f"{label}: column {field.name!r}: holds {kind} values; {PARAM_VALUE}")
+    return table
 
 
 def _present(row: dict) -> dict:
@@ -132,6 +190,10 @@ def checked_params(run_id: str, params: dict, labels: dict[str, str], source_lab
     def origin(name: str) -> str:
         return labels.get(name, source_label)
 
+    for name, value in params.items():
+        plain = isinstance(value, bool | int | str) or isinstance(value, float) and math.isfinite(value)
+        if not plain:
+            raise UserError(f"{origin(name)}: column {name!r}: run {run_id!r} has {value!r}; {PARAM_VALUE}")
     task = params.get("task")
     if task is not None and task not in TASKS:
         raise UserError(
@@ -143,6 +205,10 @@ def checked_params(run_id: str, params: dict, labels: dict[str, str], source_lab
     whole = isinstance(n_classes, int | float) and not isinstance(n_classes, bool) and float(n_classes).is_integer()
     if whole and n_classes <= 1 and task == "regression":  # a regression head has one output: nothing to count
         return {k: v for k, v in params.items() if k != "n_classes"}
+    if whole and n_classes >= MAX_CLASSES:
+        raise UserError(
+            f"{origin('n_classes')}: column 'n_classes': run {run_id!r} has {n_classes!r}; expected fewer than 2**31 classes"
+        )
     if not whole or n_classes < 2:
         raise UserError(
             f"{origin('n_classes')}: column 'n_classes': run {run_id!r} has {n_classes!r}; expected a whole number >= 2"

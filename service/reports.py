@@ -22,6 +22,7 @@ RENAMED_COLUMNS = {
     "sweep.seeds": "seed",
     "data.seed": "data_seed",
     "data.path": "data_path",
+    "data.digest": "data_digest",
     "optimizer.name": "optimizer",
 }
 RESULT_COLUMNS = (

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import math
+import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from pydantic import Field, ValidationError, create_model
 
 from rnnsweep.jobs.config import (
     CALLABLE,
+    EVENTS_MIN_SEQ_LEN,
     SWEEP_NAME,
     DataConfig,
     FreeValue,
@@ -30,6 +32,7 @@ from rnnsweep.jobs.config import (
     TrainingConfig,
     TrialConfig,
     TrialKeys,
+    events_class_sizes,
 )
 from rnnsweep.service.errors import GridError
 
@@ -94,10 +97,20 @@ def load_grid(path: str | Path, allow_large: bool = False) -> Grid:
 
 
 def _read_text(path: Path, label: str) -> str:
+    """At most MAX_GRID_BYTES + 1 bytes of a regular file: a device (/dev/zero), a pipe or a
+    file that grows while read can neither hang nor flood the parser; the size stat reports is
+    not trusted."""
     try:
-        if path.stat().st_size > MAX_GRID_BYTES:
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(mode):  # checked before opening: opening a FIFO waits for a writer
+            raise GridError([f"{label}: not a regular file (a device, pipe or socket); give a grid file"])
+        with open(path, "rb") as f:
+            data = f.read(MAX_GRID_BYTES + 1)
+        if len(data) > MAX_GRID_BYTES:
             raise GridError([f"{label}: file is larger than {MAX_GRID_BYTES >> 20} MiB; is it really a grid?"])
-        return path.read_text(encoding="utf-8")
+        return data.decode("utf-8")
     except FileNotFoundError:
         raise GridError([f"{label}: no such file"]) from None
     except IsADirectoryError:
@@ -135,7 +148,7 @@ def build_grid(raw: dict, path: Path, text: str = "", allow_large: bool = False)
 
     name = _single(values, ("sweep", "name"), "") or path.stem
     _check_name(label, name, errors)
-    _resolve_data_paths(label, path, values, errors)
+    digests = _resolve_data_paths(label, path, values, errors)
     _check_task_needs(label, values, errors)
     _resolve_user_code(label, path, values, errors)
     if errors:
@@ -153,7 +166,7 @@ def build_grid(raw: dict, path: Path, text: str = "", allow_large: bool = False)
     storage = _single(values, ("sweep", "storage"), "")
     if storage and "://" not in storage:
         storage = str((path.parent / storage).resolve())
-    trials = list(_expand(name, values))
+    trials = list(_expand(name, values, digests))
     _check_user_code(label, trials, errors)
     if errors:
         raise GridError(errors)
@@ -237,6 +250,7 @@ def describe(error: dict) -> str:
             else "may hold only letters, digits, '_', '-' and '.', starting with a letter or digit"
         ),
         "literal_error": lambda: f"must be one of {ctx.get('expected')}",
+        "value_error": lambda: error["msg"].removeprefix("Value error, "),
         "tuple_type": lambda: "must be a pair like [0.9, 0.999]",
         "too_short": lambda: "must be a pair like [0.9, 0.999]",
         "too_long": lambda: "must be a pair like [0.9, 0.999]",
@@ -265,13 +279,18 @@ def _check_name(label: str, name: str, errors: list[str]) -> None:
         )
 
 
-def _resolve_data_paths(label: str, grid_path: Path, values: dict, errors: list[str]) -> None:
-    """Make data.path absolute (workers run elsewhere) and check each file before any training."""
-    from rnnsweep.jobs.tasks.user_file import DataFileError, load
+def _resolve_data_paths(label: str, grid_path: Path, values: dict, errors: list[str]) -> dict[str, str]:
+    """Make data.path absolute (workers run elsewhere) and check each file before any training.
+
+    Returns each file's sha256 by its absolute path: part of a file trial's run_id, so a file
+    whose contents changed trains new runs instead of reusing the old numbers.
+    """
+    from rnnsweep.jobs.tasks.user_file import DataFileError, file_digest, load
 
     paths = values.get(("data", "path"))
+    digests: dict[str, str] = {}
     if not paths:
-        return
+        return digests
     resolved = []
     for index, given in enumerate(paths):
         if not given:
@@ -281,11 +300,13 @@ def _resolve_data_paths(label: str, grid_path: Path, values: dict, errors: list[
         suffix = f"[{index}]" if len(paths) > 1 else ""
         try:
             load(DataConfig(path=absolute))
+            digests[absolute] = file_digest(absolute)
         except DataFileError as e:
             array = "" if e.key == "data.path" else f"{e.key}: "
             errors.append(f"{label}: data.path{suffix}: {given}: {array}{e.problem}")
         resolved.append(absolute)
     values[("data", "path")] = resolved
+    return digests
 
 
 def _check_task_needs(label: str, values: dict, errors: list[str]) -> None:
@@ -294,8 +315,35 @@ def _check_task_needs(label: str, values: dict, errors: list[str]) -> None:
         errors.append(f'{label}: data.path: required when sweep.task = "file" (an .npz or .parquet file)')
     if "file" not in tasks and any(values.get(("data", "path"), [""])):
         errors.append(f'{label}: data.path: only read when sweep.task = "file"; remove it or set the task')
-    if "word_vectors" in tasks and min(values.get(("data", "seq_len"), [DataConfig().seq_len])) < 3:
+    seq_lens = values.get(("data", "seq_len"), [DataConfig().seq_len])
+    if "word_vectors" in tasks and min(seq_lens) < 3:
         errors.append(f'{label}: data.seq_len: must be >= 3 for task "word_vectors" (words have 3+ letters)')
+    if "events" in tasks:
+        _check_events(label, values, errors)
+
+
+def _check_events(label: str, values: dict, errors: list[str]) -> None:
+    """Events data a generator can draw: an event needs enough steps to cross the threshold,
+    and each split needs a positive and a negative sequence (checked on the axes' values, before
+    the grid is expanded)."""
+    defaults = DataConfig()
+    seq_lens = values.get(("data", "seq_len"), [defaults.seq_len])
+    if min(seq_lens) < EVENTS_MIN_SEQ_LEN:
+        errors.append(
+            f'{label}: data.seq_len: must be >= {EVENTS_MIN_SEQ_LEN} for task "events" (got {min(seq_lens)}): '
+            "an event is a burst summing above the threshold, and shorter sequences can never hold one"
+        )
+    rates = values.get(("data", "positive_rate"), [defaults.positive_rate])
+    for split in ("n_train", "n_val"):
+        sizes = itertools.product(values.get(("data", split), [getattr(defaults, split)]), rates)
+        unfit = next(((n, rate) for n, rate in sizes if min(events_class_sizes(n, rate)) < 1), None)
+        if unfit:
+            n, rate = unfit
+            positives, negatives = events_class_sizes(n, rate)
+            errors.append(
+                f"{label}: data.{split}: {n} sequences at positive_rate {rate:g} leave {positives} positive "
+                f'and {negatives} negative; task "events" needs both classes in each split'
+            )
 
 
 def _resolve_user_code(label: str, grid_path: Path, values: dict, errors: list[str]) -> None:
@@ -344,8 +392,9 @@ def _check_user_code(label: str, trials: list[TrialConfig], errors: list[str]) -
                 errors.append(message)
 
 
-def _expand(name: str, values: dict[tuple[str, str], list]):
-    """Trials in a stable order: sections as declared, keys in model order, axes nested."""
+def _expand(name: str, values: dict[tuple[str, str], list], digests: dict[str, str]):
+    """Trials in a stable order: sections as declared, keys in model order, axes nested.
+    A file trial's data carries its file's digest (`digests`, by absolute path)."""
     keys = [
         (s, k)
         for s, model in SECTIONS.items()
@@ -366,6 +415,8 @@ def _expand(name: str, values: dict[tuple[str, str], list]):
                 sections["model"].setdefault("args", {})[key] = value
             else:
                 sections[section][key] = value
+        if top.get("task") == "file" and sections["data"].get("path") in digests:
+            top["data_digest"] = digests[sections["data"]["path"]]
         yield TrialConfig(**top, **{s: SECTIONS[s](**v) for s, v in sections.items()})
 
 

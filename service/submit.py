@@ -164,10 +164,22 @@ def run_sweep(
 ) -> SweepReport:
     from rnnsweep.service.packing import plan_packs
     from rnnsweep.service.scheduler import TrialRunner, check_fits, ray_session, task_slots
+    from rnnsweep.service.storage import check_storage
 
     began = time.monotonic()
+    # Storage first: a sweep whose logs cannot be written is never registered (no pending runs,
+    # no bad path stored) and nothing trains.
+    try:
+        check_storage(storage_uri)
+    except UserError as e:
+        raise UserError(f"{e}; --storage gives other storage") from None
     with driver_lock(warehouse, grid.name):
         with Warehouse.open(warehouse, build_views=True) as wh:
+            if "import" in wh.sweep_sources(grid.name):
+                raise UserError(
+                    f"sweep {grid.name!r} holds imported runs; trained and imported runs never share a sweep: "
+                    "set [sweep] name to another name"
+                )
             statuses = wh.register_sweep(
                 grid.name, str(grid.path.resolve()), grid.text, storage_uri, list(grid.axes), grid.trials
             )
@@ -227,6 +239,16 @@ def stored_grid(warehouse: Path, sweep: str) -> tuple[Grid, str]:
         raise UserError(f"sweep {sweep!r} was imported, not trained by rnnsweep: there is nothing to resume")
     grid = build_grid(tomllib.loads(row["grid_text"]), Path(row["grid_path"]), row["grid_text"], allow_large=True)
     return grid, row["storage_uri"]
+
+
+def correct_storage(warehouse: Path, sweep: str, storage_uri: str) -> str:
+    """Store other storage for a sweep (one a bad --storage left behind), once it is checked."""
+    from rnnsweep.service.storage import check_storage
+
+    check_storage(storage_uri)
+    with driver_lock(warehouse, sweep), Warehouse.open(warehouse) as wh:
+        wh.set_sweep_storage(sweep, storage_uri)
+    return storage_uri
 
 
 def cancel_sweep(warehouse: Path, sweep: str) -> tuple[bool, int]:

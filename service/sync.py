@@ -30,6 +30,9 @@ class SyncReport:
 
 
 def sync_sweep(warehouse: Path, sweep: str, storage_uri: str) -> SyncReport:
+    from rnnsweep.service.storage import check_storage
+
+    check_storage(storage_uri, write=False)  # one line within a deadline, not minutes of retries
     try:
         fs, base = resolve_storage(storage_uri)
         manifest = read_manifest(fs, base, sweep)

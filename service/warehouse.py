@@ -34,6 +34,18 @@ from rnnsweep.service.errors import UserError, WarehouseBusy
 STATUSES = ("pending", "running", "finished", "failed", "stopped", "cancelled")
 DONE_STATUSES = ("finished", "stopped")  # a stopped run (went NaN) is a result, not a gap
 LOCK_WAIT_SECONDS = 10.0
+DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
+# The writer's connection, once the warehouse's own files are open, is locked like a reader's
+# (query.py): a crafted file's views cannot read other files through it, and a file of another
+# kind cannot make DuckDB fetch an extension to read it.
+WRITE_LOCK = (
+    "set enable_external_access = false",
+    "set autoinstall_known_extensions = false",
+    "set autoload_known_extensions = false",
+    "set allow_community_extensions = false",
+    "set lock_configuration = true",
+)
+RAW_TABLES = ("sweeps", "runs", "metrics", "sweep_jobs", "threshold_overrides", "metric_chunks")
 
 SCHEMA = """
 create table if not exists sweeps (
@@ -100,6 +112,10 @@ on conflict (name) do update set
     grid_path = excluded.grid_path, grid_text = excluded.grid_text,
     storage_uri = excluded.storage_uri, axes = excluded.axes, updated_at = now()
 """
+NOT_TABLES = """
+select table_name from information_schema.tables
+where table_schema = 'main' and table_type <> 'BASE TABLE' and list_contains($names, table_name)
+"""
 INSERT_NEW_RUNS = """
 insert into runs (run_id, sweep, trial_index, status, attempts, config)
 select run_id, sweep, trial_index, 'pending', 0, config from new_runs
@@ -147,6 +163,7 @@ on conflict (name) do update set value = excluded.value, set_at = now()
 """
 RESET_OVERRIDES = "delete from threshold_overrides where list_contains($names, name)"
 SWEEP_SOURCES = "select distinct source from runs where sweep = $sweep"
+SET_SWEEP_STORAGE = "update sweeps set storage_uri = $storage_uri, updated_at = now() where name = $name"
 # An import replaces its runs whole: a corrected file re-imported leaves no stale rows.
 DELETE_IMPORTED_METRICS = "delete from metrics where run_id in (select run_id from imported_runs)"
 UPSERT_IMPORTED_RUNS = """
@@ -203,6 +220,7 @@ def _is_lock_error(error: Exception) -> bool:
 
 def connect_with_retry(path: Path, read_only: bool, config: dict | None = None, wait: float = LOCK_WAIT_SECONDS):
     """Open the DuckDB file, waiting out another process's short write; one clear line if it lasts."""
+    check_is_duckdb(path)
     deadline = time.monotonic() + wait
     delay = 0.05
     while True:
@@ -221,6 +239,20 @@ def connect_with_retry(path: Path, read_only: bool, config: dict | None = None, 
             delay = min(delay * 2, 0.5)
 
 
+def check_is_duckdb(path: Path) -> None:
+    """A file that is there must be a DuckDB database: DuckDB would otherwise try to read it
+    with an extension (SQLite's, fetched from the network)."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(12)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise UserError(f"{path}: cannot read the warehouse: {e.strerror}") from None
+    if head and head[8:12] != DUCKDB_MAGIC:
+        raise UserError(f"{path}: not a DuckDB file, so not a warehouse; point --warehouse at another file")
+
+
 @dataclass
 class Warehouse:
     con: duckdb.DuckDBPyConnection
@@ -229,9 +261,19 @@ class Warehouse:
     @classmethod
     @contextmanager
     def open(cls, path: Path, build_views: bool = False) -> Iterator[Warehouse]:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            in_the_way = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+            reason = f"{in_the_way} is a file, not a folder" if in_the_way else e.strerror
+            raise UserError(f"{path}: cannot make the warehouse's folder: {reason}") from None
         con = connect_with_retry(path, read_only=False)
         try:
+            for statement in WRITE_LOCK:
+                con.execute(statement)
+            crafted = [name for (name,) in con.execute(NOT_TABLES, {"names": list(RAW_TABLES)}).fetchall()]
+            if crafted:
+                raise UserError(f"{path}: not an rnnsweep warehouse: {crafted[0]!r} is not a table")
             con.execute(SCHEMA)
             warehouse = cls(con, path)
             if build_views:
@@ -275,6 +317,10 @@ class Warehouse:
             UPSERT_SWEEP,
             {"name": name, "grid_path": grid_path, "grid_text": grid_text, "storage_uri": storage_uri, "axes": axes},
         )
+
+    def set_sweep_storage(self, name: str, storage_uri: str) -> None:
+        """Point a sweep at other storage (`resume --storage`, after it was checked)."""
+        self.con.execute(SET_SWEEP_STORAGE, {"name": name, "storage_uri": storage_uri})
 
     def sweep_sources(self, sweep: str) -> set[str]:
         """Where the sweep's runs came from: 'rnnsweep', 'import', both, or none yet."""

@@ -44,6 +44,7 @@ def write_grid(tmp_path: Path):
 def local_ray():
     """A real local Ray with 2 CPUs, started once per test module and always shut down."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    # address="local": always a fresh Ray of its own, never a cluster someone started on this machine
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     yield ray
     ray.shutdown()

@@ -1,5 +1,5 @@
 """The analysis views as relations: each file's header names its view and its grain, and on a
-real warehouse (the development corpus, imported, plus two runs for the rules it never fires)
+real warehouse (the development corpus, imported, plus three runs for the rules it never fires)
 the grain holds: unique and never null. Later layers read only staging, never the raw tables,
 and only views built before them; every rule yields the same columns; every threshold a rule
 reads exists and is compared against."""
@@ -17,6 +17,7 @@ from rnnsweep.service.diagnose import set_thresholds
 from rnnsweep.service.importer import import_runs
 from rnnsweep.service.query import read_only
 from rnnsweep.service.warehouse import analysis_dir
+from tests.test_early_stop import constant_inputs, pathology_trial, trained_into
 
 CORPUS = Path(__file__).parent / "corpus"
 FILES = sorted(analysis_dir().glob("*.sql"))
@@ -62,7 +63,8 @@ def curve(values, every: int = 50) -> list[tuple[int, float]]:
 
 
 # The corpus never fires these two rules: a trial the early stop ended, and accuracy-only logs
-# whose validation accuracy fell while train accuracy held.
+# whose validation accuracy fell while train accuracy held (and the fixture adds a third: a
+# trial the pathology early stop ended).
 EXTRA = {
     "stopped": {
         "train_loss": curve([1.0 - 0.04 * i if i < 10 else 0.6 + 0.3 * (i - 10) for i in range(20)]),
@@ -92,6 +94,9 @@ def warehouse(tmp_path_factory) -> Path:
     params = {"run_id": list(EXTRA), "task": ["classification"] * 2, "n_classes": [4, 4], "lr": [0.01, 0.01]}
     pq.write_table(pa.table(params), folder / "extra_params.parquet")
     import_runs(path, folder / "extra.parquet", folder / "extra_params.parquet", "extra")
+    # and one trial the pathology early stop ended, trained here: its stop reason names its label
+    stopped = pathology_trial(task="file", data={"path": str(constant_inputs(folder))})
+    trained_into(path, folder / "logs", stopped)
     set_thresholds(path, {"overfit_val_rise": 0.15}, [])  # the default: a row for staging_threshold_overrides
     return path
 

@@ -51,7 +51,7 @@ CASES = [
         "[optimizer]\nbetas = [[0.9, 0.999], [0.5]]\n",
         "optimizer.betas[1][1]: missing value; a pair needs two, like [0.9, 0.999]",
     ),
-    ("[resources]\ncpus_per_trial = 0\n", "resources.cpus_per_trial: must be > 0 (got 0)"),
+    ("[resources]\ncpus_per_trial = 0\n", "resources.cpus_per_trial: must be >= 0.01 (got 0)"),
     ("[resources]\ngpus_per_trial = -0.5\n", "resources.gpus_per_trial: must be >= 0 (got -0.5)"),
     ("[sweep]\nseeds = [1, 1]\n", "sweep.seeds: the same value appears twice in this axis"),
     ("[sweep]\nname = 'my sweep'\n", "sweep.name: may hold only letters, digits"),
@@ -72,11 +72,11 @@ CASES = [
     ),
     (
         "[data]\nn_train = ["
-        + ", ".join(map(str, range(1, 101)))
+        + ", ".join(map(str, range(2, 102)))
         + "]\nn_val = ["
-        + ", ".join(map(str, range(1, 101)))
+        + ", ".join(map(str, range(2, 102)))
         + "]\nseq_len = ["
-        + ", ".join(map(str, range(1, 1001)))
+        + ", ".join(map(str, range(5, 1005)))
         + "]\n",
         "grid expands to 10,000,000 trials (data.n_train: 100 x data.n_val: 100 x data.seq_len: 1000); pass --yes",
     ),

@@ -316,21 +316,27 @@ def test_run_ids_of_configs_that_leave_early_stop_off_do_not_change():
 # -- the diagnosis of a stopped run ------------------------------------------------------
 
 
-def test_an_early_stopped_run_is_diagnosed_diverged_at_its_stop(tmp_path):
-    from rnnsweep.service.diagnose import diagnose
+def trained_into(warehouse: Path, storage: Path, trial: TrialConfig):
+    """Train a trial in this process and load it into a warehouse as a sweep's driver would; its outcome."""
     from rnnsweep.service.submit import outcome_of
     from rnnsweep.service.warehouse import Warehouse
 
-    trial = blowing_up("diverged")
-    storage = tmp_path / "logs"
     summary = run_trial(trial, str(storage))
-    assert summary.status == "stopped"
-    warehouse = tmp_path / "wh.duckdb"
     fs, base = resolve_storage(str(storage))
     with Warehouse.open(warehouse, build_views=True) as wh:
         wh.register_sweep(trial.sweep, "grid.toml", "[sweep]\n", str(storage), [], [trial])
         wh.load_chunks(fs, list_chunks(fs, base, trial.sweep, trial.run_id))
         wh.record_outcomes([outcome_of(trial, summary, None, 1)])
+    return summary
+
+
+def test_an_early_stopped_run_is_diagnosed_diverged_at_its_stop(tmp_path):
+    from rnnsweep.service.diagnose import diagnose
+
+    trial = blowing_up("diverged")
+    warehouse = tmp_path / "wh.duckdb"
+    summary = trained_into(warehouse, tmp_path / "logs", trial)
+    assert summary.status == "stopped"
     [row] = diagnose(warehouse, trial.sweep).to_pylist()
     assert (row["label"], row["confidence"], row["onset_step"], row["metric"]) == (
         "diverged",
@@ -341,3 +347,121 @@ def test_an_early_stopped_run_is_diagnosed_diverged_at_its_stop(tmp_path):
     assert row["evidence"].startswith(f"stopped early at step {summary.steps} (training.early_stop), ")
     assert summary.stop_reason in row["evidence"] and "train loss best" in row["evidence"]
     assert "lower optimizer.lr 50 -> 5" in row["fix"]
+
+
+# -- training.early_stop = "pathology" -----------------------------------------------------
+
+EVALUATED = ("val_loss", "val_acc", "val_r2", "pred_std", "sigma_max_hh", "target_std")
+
+
+def evaluations(folder: Path) -> dict[str, list[tuple[int, dict[str, float]]]]:
+    """Per run, each evaluation's step and metrics, step 0 first."""
+    table = pq.read_table(folder / "metrics.parquet", columns=["run_id", "step", "metric", "value"])
+    found: dict[str, dict[int, dict[str, float]]] = {}
+    for row in table.to_pylist():
+        if row["metric"] in EVALUATED:
+            found.setdefault(row["run_id"], {}).setdefault(row["step"], {})[row["metric"]] = row["value"]
+    return {run_id: sorted(steps.items()) for run_id, steps in found.items()}
+
+
+def pathology_replay(folder: Path, windows: dict[str, list[float]]) -> dict[str, tuple[str, float]]:
+    """run_id -> (the label its stop reason names, the fraction of its steps left unrun), for
+    the runs the pathology watch stops, fed as the loop feeds it: the step-0 evaluation as its
+    baseline, then each window's mean training loss beside that evaluation's metrics."""
+    params = {r["run_id"]: r for r in pq.read_table(folder / "params.parquet").to_pylist()}
+    last_step = (
+        pq.read_table(folder / "metrics.parquet", columns=["run_id", "step"])
+        .group_by("run_id")
+        .aggregate([("step", "max")])
+    )
+    last = dict(zip(last_step.column("run_id").to_pylist(), last_step.column("step_max").to_pylist(), strict=True))
+    stopped = {}
+    for run_id, evals in evaluations(folder).items():
+        (_, start), *rest = evals
+        p = params[run_id]
+        score, chance = ("val_r2", 0.0) if p["task"] == "regression" else ("val_acc", 1 / p["n_classes"])
+        watch = watch_for(TrainingConfig(early_stop="pathology"), p["weight_decay"], start["target_std"], score, chance)
+        watch.baseline(start)
+        for (step, metrics), window in zip(rest, windows[run_id], strict=False):
+            reason = watch.observe(window, metrics)
+            if reason is not None:
+                stopped[run_id] = (reason.split(":")[0], 1 - step / last[run_id])
+                break
+    return stopped
+
+
+# Measured: corpus 10/10 collapsed and 7/10 constant runs, held-out 7/8 and 6/8 (the one
+# collapsed run left, ho-l2_collapsed-03, still learned a little: balanced accuracy 0.56).
+PATHOLOGIES_CAUGHT = {
+    "corpus": {"l2_collapsed": 10, "constant_output": 7},
+    "holdout": {"l2_collapsed": 7, "constant_output": 6},
+}
+
+
+@pytest.mark.parametrize("name", sorted(FOLDERS))
+def test_the_pathology_watch_stops_no_healthy_or_overfitting_run_and_names_what_it_stops(corpora, name):
+    labels, windows = corpora[name]
+    stopped = pathology_replay(FOLDERS[name], windows)
+    false_alarms = [r for r in stopped if labels[r] in ("healthy", "overfitting")]
+    assert false_alarms == []
+    for label, caught in PATHOLOGIES_CAUGHT[name].items():
+        named = [r for r, (said, _) in stopped.items() if labels[r] == label and said == label]
+        assert len(named) >= caught, (label, named)
+    # a collapsed or constant run is never stopped under the other's name
+    assert all(said == labels[r] for r, (said, _) in stopped.items() if labels[r] in PATHOLOGIES_CAUGHT[name])
+    unrun = [left for r, (_, left) in stopped.items() if labels[r] in PATHOLOGIES_CAUGHT[name]]
+    assert sum(unrun) / len(unrun) > 0.5  # stopped early: most of their compute saved
+
+
+def pathology_trial(**changes) -> TrialConfig:
+    return tiny_trial(
+        top={"epochs": 6, "evals_per_epoch": 2},
+        model={"hidden": 32},
+        training=TrainingConfig(batch_size=16, early_stop="pathology"),
+        **changes,
+    )
+
+
+def test_pathology_stops_strong_l2_and_the_diagnosis_says_l2_collapsed(tmp_path):
+    from rnnsweep.service.diagnose import diagnose
+
+    trial = pathology_trial(optimizer=OptimizerConfig(name="sgd", lr=0.5, weight_decay=1.0))
+    warehouse = tmp_path / "wh.duckdb"
+    summary = trained_into(warehouse, tmp_path / "logs", trial)
+    assert summary.status == "stopped" and summary.stop_reason.startswith("l2_collapsed: sigma_max(W_hh) ")
+    assert summary.steps < 24  # of 6 epochs x 4 steps
+    [row] = diagnose(warehouse, trial.sweep).to_pylist()
+    assert (row["label"], row["confidence"], row["onset_step"]) == ("l2_collapsed", "high", summary.steps)
+    assert (
+        row["evidence"]
+        == f'stopped early at step {summary.steps} (training.early_stop = "pathology"), {summary.stop_reason}'
+    )
+    [(off,)] = [
+        train(
+            [trial.model_copy(update={"training": trial.training.model_copy(update={"early_stop": "off"})})],
+            [ListLog()],
+        )
+    ]
+    assert off.steps == 24
+
+
+def constant_inputs(tmp_path: Path) -> Path:
+    """A data file whose inputs are all zero: no model can tell its sequences apart."""
+    import numpy as np
+
+    path = tmp_path / "zeros.npz"
+    labels = np.arange(96) % 2
+    np.savez(path, x=np.zeros((96, 12, 3), np.float32), y=labels)
+    return path
+
+
+def test_pathology_stops_a_constant_output_and_the_diagnosis_agrees(tmp_path):
+    from rnnsweep.service.diagnose import diagnose
+
+    trial = pathology_trial(task="file", data={"path": str(constant_inputs(tmp_path))})
+    warehouse = tmp_path / "wh.duckdb"
+    summary = trained_into(warehouse, tmp_path / "logs", trial)
+    assert summary.status == "stopped" and summary.stop_reason.startswith("constant_output: prediction spread ")
+    [row] = diagnose(warehouse, trial.sweep).to_pylist()
+    assert (row["label"], row["onset_step"], row["metric"]) == ("constant_output", summary.steps, "pred_std")
+    assert summary.stop_reason in row["evidence"] and row["fix"]

@@ -150,8 +150,8 @@ def test_toml_syntax_errors_and_unreadable_files_are_one_line(write_grid, tmp_pa
 
 
 def test_a_huge_grid_needs_yes(write_grid):
-    values = ", ".join(str(i) for i in range(1, 101))
-    path = write_grid(f"[data]\nn_train = [{values}]\nn_val = [{values}]\nseq_len = [1, 2]\n")
+    values = ", ".join(str(i) for i in range(2, 102))
+    path = write_grid(f"[data]\nn_train = [{values}]\nn_val = [{values}]\nseq_len = [5, 6]\n")
     with pytest.raises(
         GridError,
         match=r"grid expands to 20,000 trials \(data.n_train: 100 x data.n_val: 100 x data.seq_len: 2\); pass --yes",

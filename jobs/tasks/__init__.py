@@ -32,12 +32,9 @@ def load_task(config: TrialConfig) -> TaskData:
     """The dataset a trial trains on; the same for every trial that shares `[data]`."""
     from rnnsweep.jobs.tasks import events, sequences4, user_file, word_vectors
 
-    makers = {
-        "events": events.make,
-        "sequences4": sequences4.make,
-        "word_vectors": word_vectors.make,
-        "file": user_file.make,
-    }
+    if config.task == "file":
+        return user_file.make(config.data, config.data_digest)
+    makers = {"events": events.make, "sequences4": sequences4.make, "word_vectors": word_vectors.make}
     return makers[config.task](config.data)
 
 

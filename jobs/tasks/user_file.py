@@ -10,18 +10,27 @@ Parquet: one row per sequence; column `x` a list of time steps, each a list of f
 `split` with values "train" / "val".
 
 Two classes train with BCE (positive class weighted by `training.pos_weight`), more with
-cross-entropy, float targets with MSE. Every check runs before any training starts and a
-problem is reported as `<file>: <array>: <problem>`.
+cross-entropy, float targets with MSE. The dtype decides: float `y` is always regression, even
+when every value is 0.0 or 1.0 (labels saved as floats, e.g. by pandas): a float column can
+hold targets that happen to be 0/1, so it is never guessed at; store class labels as integers.
+Every check runs before any training starts and a problem is reported as
+`<file>: <array>: <problem>`.
+
+A trial's config carries the sha256 of the file it was validated against (`data_digest`, part
+of its run_id); a worker that reads different contents refuses to train on them.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
 
 from rnnsweep.jobs.config import DataConfig
 from rnnsweep.jobs.tasks import TaskData, TaskKind
+
+MAX_CLASSES = 100_000  # a label of 10**9 would make a head (and a check) of 10**9 classes
 
 
 class DataFileError(ValueError):
@@ -33,6 +42,18 @@ class DataFileError(ValueError):
 
     def __reduce__(self):  # crosses the Ray boundary intact, message and all
         return type(self), (self.path, self.key, self.problem)
+
+
+def file_digest(path: str) -> str:
+    """sha256 of a data file's contents, read in blocks."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+    except OSError as e:
+        raise DataFileError(path, "data.path", f"cannot read ({e.strerror or e})") from None
+    return digest.hexdigest()
 
 
 def read_arrays(path: str) -> dict[str, np.ndarray]:
@@ -95,6 +116,8 @@ def _kind_of(path: str, key: str, y: np.ndarray) -> TaskKind:
     if y.dtype.kind == "f":
         if y.ndim not in (1, 2):
             raise DataFileError(path, key, f"targets must have shape (n,) or (n, target_dim) (got {y.shape})")
+        if y.ndim == 2 and y.shape[1] == 0:
+            raise DataFileError(path, key, f"targets have no dimensions (shape {y.shape}); target_dim must be >= 1")
         if not np.isfinite(y).all():
             raise DataFileError(path, key, f"{int((~np.isfinite(y)).sum())} NaN/Inf values")
         return "regression"
@@ -150,6 +173,12 @@ def load(config: DataConfig) -> TaskData:
         n_classes = int(max(y_train.max(), y_val.max())) + 1
         if min(y_train.min(), y_val.min()) < 0:
             raise DataFileError(path, "y", "class labels must be 0, 1, ..., n_classes-1 (found a negative label)")
+        if n_classes > MAX_CLASSES:
+            raise DataFileError(
+                path,
+                "y",
+                f"class labels must be 0..n_classes-1 with at most {MAX_CLASSES:,} classes (largest: {n_classes - 1})",
+            )
         missing = sorted(set(range(n_classes)) - set(np.unique(y_train).tolist()))
         if missing:
             raise DataFileError(
@@ -163,4 +192,10 @@ def load(config: DataConfig) -> TaskData:
     return TaskData(x_train.astype(np.float32), y_train, x_val.astype(np.float32), y_val, kind, n_outputs)
 
 
-make = load
+def make(config: DataConfig, digest: str = "") -> TaskData:
+    """A worker's read: the file must still hold what the sweep was validated (and identified) with."""
+    if digest and file_digest(config.path) != digest:
+        raise DataFileError(
+            config.path, "data.path", "contents changed since the sweep was submitted; submit the grid again"
+        )
+    return load(config)

@@ -53,17 +53,26 @@ def query(
     warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
     fmt: FormatOption = OutputFormat.table,
     output: Annotated[
-        Optional[str], typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+        Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of stdout.")
     ] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds before the query is stopped.", min=0.1)] = 60.0,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds before the query is stopped, writing its result included.", min=0.1)
+    ] = 60.0,
 ) -> None:
-    """Run read-only SQL on the warehouse (tables sweeps, runs, metrics; views run_params, run_results, ...)."""
-    from rnnsweep.service.query import run_query
+    """Run read-only SQL on the warehouse (tables sweeps, runs, metrics; views run_params, run_results, ...).
+
+    A table shows the first 1,000 rows; csv, json and parquet stream every row."""
+    from rnnsweep.service.query import TABLE_ROWS, stream_query
 
     with user_errors():
         if sql == "-":
             sql = typer.get_text_stream("stdin").read()
-        write_table(run_query(warehouse, sql, timeout=timeout), fmt, output)
+        printed = stream_query(warehouse, sql, fmt, output, timeout=timeout)
+        if printed.more:
+            stderr_console().print(
+                f"showing the first {TABLE_ROWS:,} rows; for all of them: -f csv -o FILE.csv (or json, parquet)",
+                highlight=False,
+            )
 
 
 @app.command(epilog="Example: rnnsweep diagnose quickstart   or   rnnsweep diagnose --set overfit_val_rise=0.3 -f csv")
@@ -165,8 +174,10 @@ def report(
 ) -> None:
     """One self-contained HTML file: label heat map, loss curves by label, every run's evidence and fix."""
     from rnnsweep.service.diagnose import parse_assignments
+    from rnnsweep.service.query import check_output
     from rnnsweep.service.report_html import write_report
 
     with user_errors():
+        check_output(output, warehouse)
         size = write_report(warehouse, sweep, output, parse_assignments(set_ or []))
         stderr_console().print(f"wrote {output} ({size / 1024:.0f} KiB); it works offline", highlight=False)

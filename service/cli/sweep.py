@@ -17,11 +17,16 @@ from rnnsweep.service.cli.cluster import submit_to_cluster
 from rnnsweep.service.cli.options import DEFAULT_WAREHOUSE, FormatOption, QuietOption, WarehouseOption, user_errors
 from rnnsweep.service.render import OutputFormat, stderr_console, write_table
 from rnnsweep.service.spec import Grid, load_grid
-from rnnsweep.service.storage import grid_storage
+from rnnsweep.service.storage import absolute_storage, grid_storage
 
 RESULT_ROWS_SHOWN = 20  # in the table after a sweep; csv/json get every row
 
 app = typer.Typer()
+
+StorageOption = Annotated[
+    Optional[str],
+    typer.Option(help="Where metric logs go: a path or a pyarrow URI (default: beside the warehouse)."),
+]
 
 AddressOption = Annotated[
     Optional[str], typer.Option(help="Ray cluster address (e.g. ray://head:10001); default: start a local Ray.")
@@ -50,10 +55,7 @@ def submit(
     num_cpus: NumCpusOption = None,
     max_in_flight: MaxInFlightOption = None,
     no_pack: NoPackOption = False,
-    storage: Annotated[
-        Optional[str],
-        typer.Option(help="Where metric logs go: a path or a pyarrow URI (default: beside the warehouse)."),
-    ] = None,
+    storage: StorageOption = None,
     warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
     fmt: FormatOption = OutputFormat.table,
     quiet: QuietOption = False,
@@ -125,15 +127,21 @@ def resume(
     num_cpus: NumCpusOption = None,
     max_in_flight: MaxInFlightOption = None,
     no_pack: NoPackOption = False,
+    storage: Annotated[
+        Optional[str],
+        typer.Option(help="Move the sweep's metric logs here from now on (a path or a pyarrow URI); checked first."),
+    ] = None,
     warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
     fmt: FormatOption = OutputFormat.table,
     quiet: QuietOption = False,
 ) -> None:
     """Train only what a sweep is missing (pending, failed, cancelled or interrupted runs), from its stored grid."""
-    from rnnsweep.service.submit import stored_grid
+    from rnnsweep.service.submit import correct_storage, stored_grid
 
     with user_errors():
         spec, storage_uri = stored_grid(warehouse, sweep)
+        if storage:
+            storage_uri = correct_storage(warehouse, sweep, absolute_storage(storage))
         _run_and_report(spec, warehouse, storage_uri, address, num_cpus, max_in_flight, not no_pack, fmt, quiet)
 
 

@@ -19,8 +19,10 @@ NULLS = ["", "NULL", "null"]
 def read_table(path: Path, types: dict[str, pa.DataType] | None = None, all_text: bool = False) -> pa.Table:
     """The file as Arrow; `types` fixes some CSV columns' types, `all_text` reads every CSV column as text."""
     label = str(path)
-    if not path.is_file():
-        raise UserError(f"{label}: no such file")
+    names = column_names(path)
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise UserError(f"{label}: column {twice[0]!r} appears twice; keep one")
     try:
         if path.suffix == ".csv":
             if all_text:

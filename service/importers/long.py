@@ -30,6 +30,9 @@ def from_table(table: pa.Table, label: str) -> Source:
     columns = {}
     for name, kind in COLUMNS.items():
         column = table.column(name)
+        # Arrow would read true as 1.0 and a date as a day count: a number column holds numbers
+        if kind != pa.string() and (pa.types.is_boolean(column.type) or pa.types.is_temporal(column.type)):
+            raise UserError(f"{label}: column {name!r}: must be {_kind_name(kind)} (found {column.type})")
         try:
             columns[name] = column.cast(kind) if name != "run_id" else pc.cast(column, pa.string())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
