@@ -298,8 +298,7 @@ class TrainingLoop:
             columns["update_ratio"] = instrument.update_ratios(before, parameters)
         columns["finite"] = torch.isfinite(outputs).flatten(1).all(1).float()
         values = dict(zip(columns, torch.stack([c.float() for c in columns.values()]).tolist(), strict=True))
-        seen_outputs = torch.cat([o for o, _ in self.seen], dim=1) if self.seen else None
-        seen_targets = torch.cat([t for _, t in self.seen], dim=1) if self.seen else None
+        seen_outputs, seen_targets = self._seen()
         self.seen = []
         finals = []
         for i in range(len(self.members)):
@@ -310,6 +309,12 @@ class TrainingLoop:
                 metrics |= instrument.task_scores(seen_outputs[i], seen_targets[i], kind, "train")
             finals.append(metrics)
         return finals
+
+    def _seen(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Every member's training outputs and targets since the last evaluation, (M, n, ...) each."""
+        if not self.seen:
+            return None, None
+        return torch.cat([o for o, _ in self.seen], dim=1), torch.cat([t for _, t in self.seen], dim=1)
 
     # -- members ending ----------------------------------------------------------------
 
@@ -339,8 +344,7 @@ class TrainingLoop:
             return
         # where the next attempt starts: this epoch's next batch, or the next epoch
         epoch_done = index + 1 == self.steps_per_epoch
-        seen_outputs = torch.cat([o for o, _ in self.seen], dim=1).cpu() if self.seen else None
-        seen_targets = torch.cat([t for _, t in self.seen], dim=1).cpu() if self.seen else None
+        seen_outputs, seen_targets = (None, None) if not self.seen else (t.cpu() for t in self._seen())
         torch_rng = torch.get_rng_state()
         states: dict[int, dict] = {}
         for i, (member, engine_state) in enumerate(zip(self.members, self.engine.member_states(), strict=True)):
