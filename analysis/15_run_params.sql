@@ -3,7 +3,7 @@
 -- Staging: every hyper-parameter of a run as its own typed column, read from the resolved
 -- config stored in runs.config (staging_runs), so a grid can be sliced with plain SQL
 -- (`group by cell, lr, weight_decay`). Column names are the grid keys, except
--- sweep.seeds -> seed, data.seed -> data_seed, data.path -> data_path, data.digest -> data_digest,
+-- sweep.seeds -> seed, data.seed -> data_seed, data.path -> data_path,
 -- optimizer.name -> optimizer. Imported runs (`rnnsweep import`) keep their params flat
 -- ({"lr": ..., "weight_decay": ..., "task": "classification"}), so the common ones are
 -- read from either shape. task_kind (classification | regression) and n_classes give the
@@ -53,7 +53,7 @@ final as (
         try_cast(config ->> '$.data.noise' as double) as noise,
         try_cast(config ->> '$.data.target_dim' as bigint) as target_dim,
         config ->> '$.data.path' as data_path,
-        nullif(config ->> '$.data.digest', '') as data_digest,
+        nullif(stored ->> '$.data_digest', '') as data_digest,
         try_cast(config ->> '$.data.val_fraction' as double) as val_fraction,
         coalesce(config ->> '$.model.cell', config ->> '$.cell') as cell,
         try_cast(coalesce(config ->> '$.model.hidden', config ->> '$.hidden') as bigint) as hidden,

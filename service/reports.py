@@ -22,7 +22,6 @@ RENAMED_COLUMNS = {
     "sweep.seeds": "seed",
     "data.seed": "data_seed",
     "data.path": "data_path",
-    "data.digest": "data_digest",
     "optimizer.name": "optimizer",
 }
 RESULT_COLUMNS = (
