@@ -9,6 +9,7 @@ threshold_overrides) and counts the labels.
 from __future__ import annotations
 
 import difflib
+import math
 from pathlib import Path
 
 import pyarrow as pa
@@ -40,6 +41,8 @@ def parse_assignments(assignments: list[str]) -> dict[str, float]:
             parsed[name.strip()] = float(raw)
         except ValueError:
             raise UserError(f"--set {item!r}: expected NAME=NUMBER, e.g. --set overfit_val_rise=0.2") from None
+        if not math.isfinite(parsed[name.strip()]):
+            raise UserError(f"--set {item!r}: a threshold is a finite number; NaN and Inf would silence its rule")
     return parsed
 
 

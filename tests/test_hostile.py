@@ -410,3 +410,22 @@ def test_the_write_connection_has_no_file_access_and_cannot_be_unlocked(tmp_path
         with pytest.raises(duckdb.InvalidInputException):
             wh.con.execute("set enable_external_access = true")
         assert wh.con.execute("select current_setting('autoinstall_known_extensions')").fetchone() == (False,)
+
+
+@pytest.mark.parametrize("command", ["thresholds", "diagnose"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_threshold_that_is_not_a_finite_number_is_refused(tmp_path, command, value):
+    from rnnsweep.service.diagnose import set_thresholds
+
+    warehouse = tmp_path / "wh.duckdb"
+    with Warehouse.open(warehouse, build_views=True):
+        pass
+    set_thresholds(warehouse, {"collapse_sigma": 0.8}, [])
+    before = warehouse.read_bytes()
+    result = CliRunner().invoke(app, [command, "--set", f"collapse_sigma={value}", "-w", str(warehouse)])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert (
+        result.stderr
+        == f"error: --set 'collapse_sigma={value}': a threshold is a finite number; NaN and Inf would silence its rule\n"
+    )
+    assert warehouse.read_bytes() == before
