@@ -145,6 +145,10 @@ class TrialConfig(TrialKeys):
     # A file task's sha256 of data.path's contents, set by rnnsweep.service.spec (no grid key), so
     # a file whose contents changed is a new run, never a reused one; "" for every other task.
     data_digest: str = Field("", pattern=r"^$|^[0-9a-f]{64}$")
+    # The run this trial follows up (`rnnsweep fix` writes it into each [[trial]] of a SWEEP-fix.toml),
+    # so SQL joins a run to its fix (runs.config ->> '$.fixes'); "" for every other trial. Part of
+    # the run_id: two follow-ups with the same hyper-parameters still answer for different runs.
+    fixes: str = Field("", pattern=r"^$|^[0-9a-f]{16}$")
 
     @property
     def run_id(self) -> str:
@@ -158,6 +162,7 @@ LATER_KEYS = [
     ("model", "args", {}),
     (None, "entrypoint", ""),
     (None, "params", {}),
+    (None, "fixes", ""),
 ]
 
 

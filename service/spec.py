@@ -4,6 +4,17 @@ A list value is a grid axis; the grid is the cartesian product of its axes. Keys
 value is itself a pair (`optimizer.betas`) take a list of pairs as an axis. Validation is
 strict and reports every problem at once, as `grid.toml: optimizer.lr[2]: must be > 0`,
 with a "did you mean" for misspelled keys; nothing is expanded while any error remains.
+
+`[[trial]]` tables list trials one by one, for combinations no product of axes can express
+(a "zip"): each table holds keys of the other tables (`optimizer.lr = 3e-3`, or
+`optimizer = { weight_decay = 0.1 }`) and is one trial: the base tables' values with those
+keys replaced. Inside a [[trial]] a value is one value, never an axis (a list there is
+refused, except a pair like `optimizer.betas = [0.5, 0.999]`), so one table is one trial; an
+axis the base tables keep still applies to every [[trial]] that does not set its key (a
+`seeds = [0, 1, 2]` in [sweep] runs each listed trial three times). With [[trial]] tables
+the base alone is no trial: write an empty `[[trial]]` to keep it. A [[trial]] may also say
+`fixes = "<run_id>"`: the run it follows up (`rnnsweep fix` writes these). Errors name the
+table by its index from 0, as `grid.toml: trial[2].optimizer.lr: must be > 0 (got -1.0)`.
 """
 
 from __future__ import annotations
@@ -11,6 +22,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import math
+import re
 import stat
 import tomllib
 from dataclasses import dataclass
@@ -72,6 +84,9 @@ FREE_FORM = {"model.args": "model.factory", "params": "sweep.entrypoint"}  # tab
 SWEEP_ONLY = {("sweep", key) for key in SweepSection.model_fields if key not in TRIAL_FIELDS}  # not a trial's
 SINGLE_VALUED = SWEEP_ONLY | {("sweep", "code")}  # one sweep has one name, storage and code folder: never an axis
 PAIR_VALUED = {("optimizer", "betas")}
+TRIAL_TABLE = "trial"  # [[trial]]: one table per listed trial
+FIXES = ("", "fixes")  # a [[trial]]'s `fixes = "<run_id>"`: TrialConfig.fixes, no table of its own
+RUN_ID = re.compile(r"[0-9a-f]{16}")
 
 
 @dataclass(frozen=True)
@@ -124,40 +139,34 @@ def _read_text(path: Path, label: str) -> str:
 def build_grid(raw: dict, path: Path, text: str = "", allow_large: bool = False) -> Grid:
     label = str(path)
     errors: list[str] = []
-    values: dict[tuple[str, str], list] = {}  # (section, key) -> validated values
-    for section, body in raw.items():
-        home = [name for name, model in SECTIONS.items() if section in model.model_fields]
-        if section == "params" and isinstance(body, dict):
-            _validate_free_table(label, "params", body, values, errors)
-        elif section == "model" and isinstance(body, dict) and isinstance(body.get("args"), dict):
-            _validate_free_table(label, "model.args", body["args"], values, errors)
-            for key, value in body.items():
-                if key != "args":
-                    values[(section, key)] = _validate_key(label, section, key, value, errors)
-        elif section not in SECTIONS and home and not isinstance(body, dict):
-            errors.append(f"{label}: {section}: a key outside any table; it belongs under [{home[0]}]")
-        elif section not in SECTIONS:
-            errors.append(f"{label}: {section}: unknown table{_did_you_mean(section, [*SECTIONS, 'params'])}")
-        elif not isinstance(body, dict):
-            errors.append(f"{label}: {section}: must be a table ([{section}])")
-        else:
-            for key, value in body.items():
-                values[(section, key)] = _validate_key(label, section, key, value, errors)
+    raw = dict(raw)
+    listed = raw.pop(TRIAL_TABLE, None)
+    values = _validate_tables(label, "", raw, errors)  # (section, key) -> validated values
+    overrides = None if listed is None else _validate_trial_tables(label, listed, errors)
     if errors:
         raise GridError(errors)
 
     name = _single(values, ("sweep", "name"), "") or path.stem
     _check_name(label, name, errors)
-    digests = _resolve_data_paths(label, path, values, errors)
-    _check_task_needs(label, values, errors)
-    _resolve_user_code(label, path, values, errors)
+    # Without [[trial]] one set of values, expanded as a product; with it, one set per table.
+    value_sets = [values] if overrides is None else [_merged(values, found) for found in overrides]
+    digests: dict[str, str] = {}
+    per_set_errors = []
+    for chosen in value_sets:
+        found: list[str] = []
+        digests |= _resolve_data_paths(label, path, chosen, found)
+        _check_task_needs(label, chosen, found)
+        _resolve_user_code(label, path, chosen, found)
+        per_set_errors.append(found)
+    errors += _name_trials(label, per_set_errors, listed is not None)
     if errors:
         raise GridError(errors)
 
-    axes = {f"{s}.{k}": v for (s, k), v in values.items() if len(v) > 1}
-    size = math.prod(len(v) for v in values.values())
+    size = sum(math.prod(len(v) for k, v in chosen.items() if k != FIXES) for chosen in value_sets)
     if size > MAX_TRIALS_WITHOUT_YES and not allow_large:
-        shape = " x ".join(f"{k}: {len(v)}" for k, v in axes.items())
+        shape = " x ".join(f"{k}: {len(v)}" for k, v in _axes(value_sets[:1], []).items())
+        if overrides is not None:
+            shape = f"{len(overrides)} [[trial]] tables x the base's axes: {shape}"
         raise GridError(
             [
                 f"{label}: grid expands to {size:,} trials ({shape}); pass --yes to submit more than {MAX_TRIALS_WITHOUT_YES:,}"
@@ -166,23 +175,147 @@ def build_grid(raw: dict, path: Path, text: str = "", allow_large: bool = False)
     storage = _single(values, ("sweep", "storage"), "")
     if storage and "://" not in storage:
         storage = str((path.parent / storage).resolve())
-    trials = list(_expand(name, values, digests))
+    trials, origin = [], []
+    for index, chosen in enumerate(value_sets):
+        expanded = list(_expand(name, chosen, digests))
+        trials += expanded
+        origin += [index] * len(expanded)
+    if overrides is not None:
+        _check_distinct(label, trials, origin, errors)
     _check_user_code(label, trials, errors)
     if errors:
         raise GridError(errors)
-    return Grid(name, path, text, axes, trials, storage)
+    return Grid(name, path, text, _axes(value_sets, trials), trials, storage)
 
 
-def _validate_key(label: str, section: str, key: str, value: Any, errors: list[str]) -> list:
-    """Validate one key's value or axis; returns the validated values (empty on error)."""
+def _validate_tables(label: str, prefix: str, raw: dict, errors: list[str]) -> dict[tuple[str, str], list]:
+    """The tables of a grid (prefix "") or of one [[trial]] (prefix "trial[2].", where every key
+    takes one value): (section, key) -> its validated values."""
+    values: dict[tuple[str, str], list] = {}
+    one = bool(prefix)
+    for section, body in raw.items():
+        home = [name for name, model in SECTIONS.items() if section in model.model_fields]
+        if section == "params" and isinstance(body, dict):
+            _validate_free_table(label, "params", body, values, errors, prefix)
+        elif section == "model" and isinstance(body, dict) and isinstance(body.get("args"), dict):
+            _validate_free_table(label, "model.args", body["args"], values, errors, prefix)
+            for key, value in body.items():
+                if key != "args":
+                    values[(section, key)] = _validate_key(label, section, key, value, errors, prefix)
+        elif section not in SECTIONS and home and not isinstance(body, dict):
+            errors.append(
+                f"{label}: {prefix}{section}: a key of [{home[0]}]; write {home[0]}.{section} = ..."
+                if one
+                else f"{label}: {section}: a key outside any table; it belongs under [{home[0]}]"
+            )
+        elif section not in SECTIONS:
+            choices = [*SECTIONS, "params", *(["fixes"] if one else [TRIAL_TABLE])]
+            errors.append(
+                f"{label}: {prefix}{section}: unknown {'key' if one else 'table'}{_did_you_mean(section, choices)}"
+            )
+        elif not isinstance(body, dict):
+            errors.append(
+                f"{label}: {prefix}{section}: must be a table ({f'{section}.key = ...' if one else f'[{section}]'})"
+            )
+        else:
+            for key, value in body.items():
+                values[(section, key)] = _validate_key(label, section, key, value, errors, prefix)
+    return values
+
+
+def _validate_trial_tables(label: str, listed: Any, errors: list[str]) -> list[dict[tuple[str, str], list]]:
+    """[[trial]]: for each table, the keys it overrides with their one validated value."""
+    if not isinstance(listed, list) or not listed or not all(isinstance(table, dict) for table in listed):
+        errors.append(
+            f"{label}: {TRIAL_TABLE}: must be [[trial]] tables, one per trial (e.g. [[trial]] optimizer.lr = 3e-3)"
+        )
+        return []
+    overrides = []
+    for index, table in enumerate(listed):
+        prefix = f"{TRIAL_TABLE}[{index}]."
+        table = dict(table)
+        fixes = table.pop(FIXES[1], None)
+        found = _validate_tables(label, prefix, table, errors)
+        if fixes is not None:
+            if isinstance(fixes, str) and RUN_ID.fullmatch(fixes):
+                found[FIXES] = [fixes]
+            else:
+                errors.append(
+                    f"{label}: {prefix}fixes: must be the run_id of the run this trial follows up, 16 hex digits (got {fixes!r})"
+                )
+        overrides.append(found)
+    return overrides
+
+
+def _merged(values: dict, found: dict) -> dict:
+    """The base values with one [[trial]]'s keys replaced."""
+    return {**values, **found}
+
+
+def _name_trials(label: str, per_set_errors: list[list[str]], listed: bool) -> list[str]:
+    """Checks that ran once per [[trial]]: a problem every trial shares is the base's, said once;
+    any other names its trial, as `grid.toml: trial[2].data.seq_len: ...`."""
+    if not listed:
+        return per_set_errors[0]
+    shared = set.intersection(*map(set, per_set_errors)) if per_set_errors else set()
+    named = [line for line in per_set_errors[0] if line in shared] if per_set_errors else []
+    for index, found in enumerate(per_set_errors):
+        named += [
+            f"{label}: {TRIAL_TABLE}[{index}].{line.removeprefix(f'{label}: ')}" for line in found if line not in shared
+        ]
+    return named
+
+
+def _axes(value_sets: list[dict], trials: list[TrialConfig]) -> dict[str, list]:
+    """Keys that take 2 or more values, each with its values in order: a grid's axes, or with
+    [[trial]] tables every key whose value differs between the expanded trials."""
+    if len(value_sets) == 1 and FIXES not in value_sets[0]:  # no [[trial]] (or one): as always
+        return {f"{s}.{k}": v for (s, k), v in value_sets[0].items() if len(v) > 1}
+    keys = dict.fromkeys(key for chosen in value_sets for key in chosen if key != FIXES and key not in SINGLE_VALUED)
+    axes = {}
+    for section, key in keys:
+        seen: list = []
+        for trial in trials:
+            value = axis_value(trial, f"{section}.{key}")
+            if repr(value) not in map(repr, seen):
+                seen.append(value)
+        if len(seen) > 1:
+            axes[f"{section}.{key}"] = seen
+    return axes
+
+
+def _check_distinct(label: str, trials: list[TrialConfig], origin: list[int], errors: list[str]) -> None:
+    """Two [[trial]] tables that give the same trial would be one run: refused."""
+    first: dict[str, int] = {}
+    for trial, index in zip(trials, origin, strict=True):
+        if trial.run_id in first and first[trial.run_id] != index:
+            message = (
+                f"{label}: {TRIAL_TABLE}[{index}]: the same trial as {TRIAL_TABLE}[{first[trial.run_id]}]; remove one"
+            )
+            if message not in errors:
+                errors.append(message)
+        first.setdefault(trial.run_id, index)
+
+
+def _validate_key(label: str, section: str, key: str, value: Any, errors: list[str], prefix: str = "") -> list:
+    """Validate one key's value or axis; returns the validated values (empty on error). With a
+    prefix ("trial[2].") the key is in a [[trial]] table and takes one value."""
     model = SECTIONS[section]
-    where = f"{label}: {section}.{key}"
+    where = f"{label}: {prefix}{section}.{key}"
     if key not in model.model_fields:
         errors.append(f"{where}: unknown key{_did_you_mean(key, model.model_fields)}")
         return []
     is_axis = isinstance(value, list) and (
         (section, key) not in PAIR_VALUED or not value or all(isinstance(v, list) for v in value)
     )
+    if prefix and (section, key) in SINGLE_VALUED:
+        errors.append(f"{where}: one value for the whole sweep; set it in [sweep], not in a [[trial]]")
+        return []
+    if is_axis and prefix:
+        errors.append(
+            f"{where}: a list is an axis, and one [[trial]] table is one trial; write one [[trial]] per value"
+        )
+        return []
     if is_axis and (section, key) in SINGLE_VALUED:
         errors.append(f"{where}: must be a single value, not a list")
         return []
@@ -202,13 +335,19 @@ def _validate_key(label: str, section: str, key: str, value: Any, errors: list[s
     return validated
 
 
-def _validate_free_table(label: str, table: str, body: dict, values: dict, errors: list[str]) -> None:
-    """[model.args] or [params]: any key; each value a number, string or boolean, or a list of them (an axis)."""
+def _validate_free_table(label: str, table: str, body: dict, values: dict, errors: list[str], prefix: str = "") -> None:
+    """[model.args] or [params]: any key; each value a number, string or boolean, or a list of
+    them (an axis; not in a [[trial]], where `prefix` names the table)."""
     from pydantic import TypeAdapter
 
     adapter = TypeAdapter(FreeValue, config={"strict": True, "allow_inf_nan": False})
     for key, value in body.items():
-        where = f"{label}: {table}.{key}"
+        where = f"{label}: {prefix}{table}.{key}"
+        if prefix and isinstance(value, list):
+            errors.append(
+                f"{where}: a list is an axis, and one [[trial]] table is one trial; write one [[trial]] per value"
+            )
+            continue
         items = value if isinstance(value, list) else [value]
         if isinstance(value, list) and not value:
             errors.append(f"{where}: empty list; an axis needs at least one value")
@@ -402,10 +541,13 @@ def _expand(name: str, values: dict[tuple[str, str], list], digests: dict[str, s
         if (s, k) in values and (s, k) not in SWEEP_ONLY
     ]
     keys += [(table, k) for table in FREE_FORM for (t, k) in values if t == table]  # in the file's order
+    fixes = _single(values, FIXES, "")
     for combination in itertools.product(*(values[k] for k in keys)):
         chosen = dict(zip(keys, combination, strict=True))
         sections: dict[str, dict] = {s: {} for s in SECTIONS if s != "sweep"}
         top: dict[str, Any] = {"sweep": name}  # trial-level keys the grid leaves out take TrialKeys' defaults
+        if fixes:
+            top["fixes"] = fixes
         for (section, key), value in chosen.items():
             if section == "sweep":
                 top[TRIAL_FIELDS[key]] = value

@@ -80,6 +80,22 @@ CASES = [
         + "]\n",
         "grid expands to 10,000,000 trials (data.n_train: 100 x data.n_val: 100 x data.seq_len: 1000); pass --yes",
     ),
+    # [[trial]] tables: as strict as the rest, each problem naming its table's index (from 0)
+    ("[[trial]]\n[[trial]]\noptimizer.lr = -1.0\n", "trial[1].optimizer.lr: must be > 0 (got -1.0)"),
+    ("[[trial]]\noptimizer.lrr = 0.1\n", "trial[0].optimizer.lrr: unknown key (did you mean 'lr'?)"),
+    ("[[trial]]\noptimiser.lr = 0.1\n", "trial[0].optimiser: unknown key (did you mean 'optimizer'?)"),
+    ("[[trial]]\nlr = 0.1\n", "trial[0].lr: a key of [optimizer]; write optimizer.lr = ..."),
+    ("[[trial]]\nmodel.hidden = '8'\n", "trial[0].model.hidden: must be an integer (got '8')"),
+    (
+        "[[trial]]\noptimizer.lr = [0.1, 0.01]\n",
+        "trial[0].optimizer.lr: a list is an axis, and one [[trial]] table is one trial; write one [[trial]] per value",
+    ),
+    ("[[trial]]\noptimizer.betas = [0.5, 1.5]\n", "trial[0].optimizer.betas[1]: must be < 1 (got 1.5)"),
+    ("[[trial]]\nsweep.name = 'x'\n", "trial[0].sweep.name: one value for the whole sweep; set it in [sweep]"),
+    ("[[trial]]\nfixes = 'run-7'\n", "trial[0].fixes: must be the run_id of the run this trial follows up"),
+    ("[trial]\noptimizer.lr = 0.1\n", "trial: must be [[trial]] tables, one per trial"),
+    ("[[trial]]\n[[trial]]\ndata.seq_len = 3\n", 'trial[1].data.seq_len: must be >= 5 for task "events" (got 3)'),
+    ("[optimizer]\nlr = 0.1\n[[trial]]\n[[trial]]\noptimizer.lr = 0.1\n", "trial[1]: the same trial as trial[0]"),
 ]
 
 

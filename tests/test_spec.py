@@ -280,3 +280,102 @@ def test_axes_nest_in_declaration_order(write_grid):
     grid = load_grid(write_grid("[model]\ncell = ['rnn', 'gru']\n[optimizer]\nlr = [0.1, 0.01]\n"))
     seen = [(t.model.cell, t.optimizer.lr) for t in grid.trials]
     assert seen == list(itertools.product(["rnn", "gru"], [0.1, 0.01]))
+
+
+# -- [[trial]] tables: one table, one trial ----------------------------------------------
+
+TRIAL_GRID = """
+[sweep]
+epochs = 2
+[optimizer]
+lr = 1e-3
+[[trial]]
+optimizer.lr = 3e-3
+training.clip_grad_norm = 1.0
+[[trial]]
+optimizer = { weight_decay = 0.1, weight_decay_on = "non_recurrent" }
+[[trial]]
+"""
+
+
+def test_each_trial_table_is_the_base_with_its_keys_replaced(write_grid):
+    grid = load_grid(write_grid(TRIAL_GRID, name="g.toml"))
+    base = TrialConfig(sweep="g", epochs=2)
+    assert grid.trials == [
+        base.model_copy(
+            update={
+                "optimizer": base.optimizer.model_copy(update={"lr": 3e-3}),
+                "training": base.training.model_copy(update={"clip_grad_norm": 1.0}),
+            }
+        ),
+        base.model_copy(
+            update={
+                "optimizer": base.optimizer.model_copy(update={"weight_decay": 0.1, "weight_decay_on": "non_recurrent"})
+            }
+        ),
+        base,  # an empty [[trial]] keeps the base as a trial
+    ]
+    assert grid.axes == {
+        "optimizer.lr": [3e-3, 1e-3],
+        "training.clip_grad_norm": [1.0, 0.0],
+        "optimizer.weight_decay": [0.0, 0.1],
+        "optimizer.weight_decay_on": ["all", "non_recurrent"],
+    }
+
+
+def test_the_base_axes_apply_to_each_trial_that_does_not_set_them(write_grid):
+    grid = load_grid(write_grid("[sweep]\nseeds = [0, 1]\n[[trial]]\noptimizer.lr = 0.1\n[[trial]]\nsweep.seeds = 7\n"))
+    assert [(t.optimizer.lr, t.seed) for t in grid.trials] == [(0.1, 0), (0.1, 1), (1e-3, 7)]
+
+
+def test_a_trial_records_the_run_it_fixes_and_that_changes_only_its_own_run_id(write_grid):
+    grid = load_grid(write_grid('[[trial]]\n[[trial]]\nfixes = "0123456789abcdef"\n', name="g.toml"))
+    plain, fixing = grid.trials
+    assert (plain.fixes, fixing.fixes) == ("", "0123456789abcdef")
+    assert plain.run_id == TrialConfig(sweep="g").run_id  # no `fixes`: the run_id of before
+    assert fixing.run_id != plain.run_id and "fixes" not in grid.axes
+
+
+def test_a_grid_without_trial_tables_keeps_its_pinned_run_ids(write_grid):
+    grid = load_grid(write_grid('[sweep]\nname = "s"\ntask = "events"\nepochs = 1\n'))
+    assert grid.trials[0].run_id == "248e12825bb45009"
+
+
+@st.composite
+def trial_lists(draw):
+    """A base of single values and a list of [[trial]] tables overriding some of its keys."""
+    base_keys = draw(st.lists(st.sampled_from(sorted(AXIS_VALUES)), max_size=3, unique=True))
+    base: dict = {}
+    for section, key in base_keys:
+        base.setdefault(section, {})[key] = draw(AXIS_VALUES[(section, key)])
+    tables = []
+    for _ in range(draw(st.integers(1, 5))):
+        table: dict = {}
+        for section, key in draw(st.lists(st.sampled_from(sorted(AXIS_VALUES)), max_size=4, unique=True)):
+            table.setdefault(section, {})[key] = draw(AXIS_VALUES[(section, key)])
+        tables.append(table)
+    return base, tables
+
+
+def _with(base: dict, table: dict) -> dict:
+    merged = {section: dict(body) for section, body in base.items()}
+    for section, body in table.items():
+        merged.setdefault(section, {}).update(body)
+    return merged
+
+
+@settings(max_examples=60, deadline=None)
+@given(trial_lists())
+def test_a_list_of_trials_expands_to_exactly_those_configs(drawn):
+    base, tables = drawn
+    # each table's config, as a grid of single values (no axes) would give it
+    expected = [build_grid(_with(base, table), Path("grid.toml")).trials[0] for table in tables]
+    raw = {**base, "trial": tables}
+    if len({t.run_id for t in expected}) < len(expected):  # two tables giving one trial: refused
+        with pytest.raises(GridError, match=r"grid\.toml: trial\[\d+\]: the same trial as trial\[\d+\]"):
+            build_grid(raw, Path("grid.toml"))
+        return
+    grid = build_grid(raw, Path("grid.toml"))
+    assert grid.trials == expected
+    for axis, values in grid.axes.items():
+        assert [axis_value(t, axis) for t in grid.trials].count(values[0]) < len(grid.trials)

@@ -1,4 +1,4 @@
-"""Sweep commands: the ones that start or stop training (submit, resume, cancel).
+"""Sweep commands: the ones that start or stop training (submit, resume, cancel, fix).
 
 They are grouped because they drive Ray (or stop what drives it): each turns a grid, or a
 sweep stored in the warehouse, into trials trained now, and reports the runs they leave.
@@ -157,3 +157,64 @@ def cancel(
         interrupted, marked = cancel_sweep(warehouse, sweep)
         what = "interrupted its driver" if interrupted else "no driver was running it"
         stderr_console().print(f"sweep {sweep}: {what}; {marked} more runs marked cancelled", highlight=False)
+
+
+@app.command(
+    epilog="Example: rnnsweep fix quickstart   (writes quickstart-fix.toml; add --submit to train it and compare)"
+)
+def fix(
+    sweep: Annotated[str, typer.Argument(help="The sweep whose diagnosed runs to follow up.", show_default=False)],
+    output: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", help="Where the follow-up grid goes (default: SWEEP-fix.toml beside the grid)."),
+    ] = None,
+    submit: Annotated[
+        bool, typer.Option("--submit", help="Train the follow-up grid now and print before -> after per run.")
+    ] = False,
+    address: AddressOption = None,
+    num_cpus: NumCpusOption = None,
+    max_in_flight: MaxInFlightOption = None,
+    no_pack: NoPackOption = False,
+    storage: StorageOption = None,
+    warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
+    fmt: FormatOption = OutputFormat.table,
+    quiet: QuietOption = False,
+) -> None:
+    """Turn each fix of the runs not labelled healthy into a follow-up trial: a grid of [[trial]]
+    tables, each recording the run it fixes. Advice that is no config change is listed, with why."""
+    from rnnsweep.service.fix import before_after, fix_summary, plan_fix, write_fix_grid
+
+    with user_errors():
+        plan = plan_fix(warehouse, sweep, output)
+        console = stderr_console()
+        if not plan.follow_ups:
+            for item in plan.listed:
+                console.print(f"{item.label} run {item.run_id}: {item.advice}: {item.why}", highlight=False)
+            console.print(f"sweep {sweep}: no fix is a config change; no grid written", highlight=False)
+            return
+        spec = write_fix_grid(plan)
+        runs = len({f.fixes for f in plan.follow_ups})
+        console.print(
+            f"wrote {plan.path}: follow-up trials {len(plan.follow_ups)}, for runs {runs}"
+            + (f"; advice not tried, listed at its end: {len(plan.listed)}" if plan.listed else ""),
+            highlight=False,
+        )
+        if not submit:
+            typer.echo(plan.text, nl=False)
+            return
+        from rnnsweep.service.submit import run_sweep
+
+        report = run_sweep(
+            spec,
+            warehouse,
+            grid_storage(spec, warehouse, storage),
+            address,
+            num_cpus,
+            max_in_flight,
+            show_progress=not quiet,
+            pack=not no_pack,
+        )
+        table = before_after(warehouse, plan)
+        write_table(table, fmt)
+        console.print(reports.summary_line(report), highlight=False)
+        console.print(fix_summary(table), highlight=False)
