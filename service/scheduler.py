@@ -40,7 +40,9 @@ def ray_session(address: str | None, num_cpus: int | None = None, code: str = ""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
         ray.init(
-            address=address,
+            # "local": a Ray of its own, never a cluster someone else started on this machine
+            # (a bare ray.init() joins one; then num_cpus is refused and the sweep lands there)
+            address=address or "local",
             num_cpus=num_cpus if address is None else None,
             include_dashboard=False,
             logging_level=logging.ERROR,
