@@ -112,7 +112,8 @@ def submit_detached(
             (Path(folder) / job_grid_file(grid)).write_text(grid.text)
             entrypoint = job_entrypoint(grid, job_id, storage_uri, max_in_flight, pack)
             try:
-                client.submit_job(
+                _submit_job(
+                    client,
                     entrypoint=entrypoint,
                     submission_id=job_id,
                     runtime_env={"working_dir": folder},
@@ -122,6 +123,23 @@ def submit_detached(
                 raise UserError(f"the Ray job server at {address} refused the job: {str(e).splitlines()[0]}") from None
         wh.record_job(job_id, grid.name, address, storage_uri)
     return DetachedJob(job_id, address, storage_uri), True
+
+
+AGENT_WAIT_SECONDS = 30.0  # a job server just started may have no agent to run jobs yet
+
+
+def _submit_job(client, **job) -> None:
+    """Submit, waiting out the job server's own "no available agent ... try again later": on a
+    cluster that has just started (or is busy) its agent registers a few seconds after the server."""
+    deadline = time.monotonic() + AGENT_WAIT_SECONDS
+    while True:
+        try:
+            client.submit_job(**job)
+            return
+        except RuntimeError as e:
+            if "try again later" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
 
 
 def job_grid_file(grid: Grid) -> str:

@@ -47,6 +47,8 @@ class DataFileError(ValueError):
 def file_digest(path: str) -> str:
     """sha256 of a data file's contents, read in blocks."""
     digest = hashlib.sha256()
+    if not Path(path).is_file():
+        raise DataFileError(path, "data.path", "no such file")
     try:
         with open(path, "rb") as f:
             while block := f.read(1 << 20):
