@@ -74,6 +74,8 @@ def summary_line(report) -> str:
 
 def label_summary(results: pa.Table) -> str:
     """ "healthy 11 · l2_collapsed 6 · diverged 1", most common first."""
+    if "label" not in results.column_names:  # no run was diagnosed (none logged a metric)
+        return ""
     counts = Counter(label for label in results.column("label").to_pylist() if label)
     return " · ".join(f"{label} {n}" for label, n in counts.most_common())
 

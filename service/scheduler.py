@@ -39,18 +39,20 @@ def ray_session(address: str | None, num_cpus: int | None = None, code: str = ""
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
+        # Without --address: the cluster RAY_ADDRESS names (a Ray Job's driver runs with it set to
+        # its cluster), else a Ray of its own, "local", never a cluster some other process started
+        # on this machine (a bare ray.init() joins one; then num_cpus is refused).
+        target = address or os.environ.get("RAY_ADDRESS") or "local"
         ray.init(
-            # "local": a Ray of its own, never a cluster someone else started on this machine
-            # (a bare ray.init() joins one; then num_cpus is refused and the sweep lands there)
-            address=address or "local",
-            num_cpus=num_cpus if address is None else None,
+            address=target,
+            num_cpus=num_cpus if target == "local" else None,
             include_dashboard=False,
             logging_level=logging.ERROR,
             log_to_driver=False,
             runtime_env={"working_dir": code} if code else None,
         )
     except (ConnectionError, ValueError, RuntimeError) as e:
-        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        where = "a local Ray" if target == "local" else f"the Ray cluster at {target}"
         raise UserError(f"could not start {where}: {str(e).splitlines()[0]}") from None
     try:
         yield
