@@ -6,9 +6,16 @@
 -- 16-19, their lowest, and how many there are: a loss that "rose and stayed" is high in
 -- at least two of them), its last
 -- window, and the first non-finite step; sigma_max_hh and pred_std also
--- as unordered lists of {step, value} windows, for onsets (a filter and a min, no sort). Joined with the hyper-parameters the fixes refer to, and
--- with the chance level of the run's score. A trial the early stop ended (training.early_stop
--- logged early_stopped) carries that step and its stop_reason.
+-- as unordered lists of {step, value} windows, for onsets (a filter and a min, no sort). The
+-- training loss also keeps its last window and its tail (the lowest of its last two windows,
+-- or the last alone when that holds one logged point: an epoch-level log's last epoch), for a
+-- late jump. Joined with the hyper-parameters the fixes refer to, and with the chance level of
+-- the run's score and loss (1/C and ln C for C classes; 0 and the target variance for
+-- regression). has_baseline: the log holds an untrained evaluation (a validation metric at
+-- step 0 with no training loss there; a training loss at step 0 means step 0 is the end of a
+-- first epoch, as in a Keras CSV). With one, the best validation score skips that untrained
+-- window. A trial the early stop ended (training.early_stop logged early_stopped) carries that
+-- step and its stop_reason.
 create or replace view run_features as
 with curves as (
     select * from run_curves
@@ -21,11 +28,16 @@ per_metric as (
         min(mean_value) as min_value,
         arg_min(last_step, mean_value) as min_step,
         max(mean_value) as max_value,
+        max(mean_value) filter (where first_step > 0) as max_after_start,
         arg_max(last_step, mean_value) as max_step,
         avg(mean_value) filter (where window_index >= 16) as final_value,
         min(mean_value) filter (where window_index >= 16) as final_floor,
+        min(mean_value) filter (where window_index < 16) as before_final_best,
         count(*) filter (where window_index >= 16) as final_windows,
         arg_max(mean_value, window_index) as last_value,
+        case when arg_max(first_step = last_step, window_index) then arg_max(mean_value, window_index)
+            else list_min(arg_max(mean_value, window_index, 2)) end as tail_floor,
+        min(first_step) as first_step,
         min(nonfinite_step) as nonfinite_step,
         list({'step': first_step, 'value': mean_value}) filter (where metric in ('sigma_max_hh', 'pred_std')) as series,
         max(last_step) as last_step
@@ -44,18 +56,26 @@ pivoted as (
         any_value(final_value) filter (where metric = 'train_loss') as train_loss_final,
         any_value(final_floor) filter (where metric = 'train_loss') as train_loss_final_floor,
         any_value(final_windows) filter (where metric = 'train_loss') as train_loss_final_windows,
+        any_value(before_final_best) filter (where metric = 'train_loss') as train_loss_before_final_best,
+        any_value(tail_floor) filter (where metric = 'train_loss') as train_loss_tail_floor,
+        any_value(first_step) filter (where metric = 'train_loss') as train_loss_first_step,
+        min(first_step) filter (where metric in ('val_loss', 'val_acc', 'val_r2')) as eval_first_step,
         any_value(first_value) filter (where metric = 'val_loss') as val_loss_first,
         any_value(min_value) filter (where metric = 'val_loss') as val_loss_best,
         any_value(min_step) filter (where metric = 'val_loss') as val_loss_best_step,
         any_value(final_value) filter (where metric = 'val_loss') as val_loss_final,
         any_value(final_floor) filter (where metric = 'val_loss') as val_loss_final_floor,
         any_value(final_windows) filter (where metric = 'val_loss') as val_loss_final_windows,
+        any_value(last_value) filter (where metric = 'val_loss') as val_loss_last,
         any_value(max_value) filter (where metric = 'train_acc') as train_acc_best,
         any_value(final_value) filter (where metric = 'train_acc') as train_acc_final,
         any_value(max_value) filter (where metric = 'val_acc') as val_acc_best,
+        any_value(max_after_start) filter (where metric = 'val_acc') as val_acc_trained_best,
         any_value(max_step) filter (where metric = 'val_acc') as val_acc_best_step,
         any_value(final_value) filter (where metric = 'val_acc') as val_acc_final,
         any_value(max_value) filter (where metric = 'val_r2') as val_r2_best,
+        any_value(max_after_start) filter (where metric = 'val_r2') as val_r2_trained_best,
+        any_value(final_value) filter (where metric = 'val_r2') as val_r2_final,
         any_value(first_value) filter (where metric = 'weight_norm') as weight_norm_first,
         any_value(last_value) filter (where metric = 'weight_norm') as weight_norm_last,
         any_value(first_value) filter (where metric = 'sigma_max_hh') as sigma_first,
@@ -84,19 +104,39 @@ params as (
     select run_id, sweep, task_kind, n_classes, optimizer, lr, beta1, weight_decay, weight_decay_on, clip_grad_norm, lr_schedule
     from run_params
 ),
-final as (
+baselined as (
     select
-        params.*,
-        coalesce(params.n_classes, try_cast(pivoted.logged_n_classes as bigint)) as classes,
-        case
-            when coalesce(params.task_kind, '') = 'regression' or pivoted.has_r2 then 0.0
-            when coalesce(params.n_classes, pivoted.logged_n_classes) >= 2 then 1.0 / coalesce(params.n_classes, pivoted.logged_n_classes)
-        end as chance_score,
-        pivoted.* exclude (run_id, logged_n_classes, has_r2),
-        early_stops.early_stop_step,
-        early_stops.early_stop_reason
+        *,
+        coalesce(eval_first_step = 0 and coalesce(train_loss_first_step > 0, true), false) as has_baseline,
+        coalesce(params.n_classes, try_cast(pivoted.logged_n_classes as bigint)) as classes
     from params
     join pivoted using (run_id)
+),
+final as (
+    select
+        * exclude (logged_n_classes, has_r2, val_acc_trained_best, val_r2_trained_best)
+            replace (
+                -- the task's kind, from the params or the metrics it logs (R2: regression)
+                case
+                    when task_kind = 'regression' or has_r2 then 'regression'
+                    when task_kind = 'classification' or classes >= 2 then 'classification'
+                end as task_kind,
+                case when has_baseline then coalesce(val_acc_trained_best, val_acc_best) else val_acc_best end as val_acc_best,
+                case when has_baseline then coalesce(val_r2_trained_best, val_r2_best) else val_r2_best end as val_r2_best
+            ),
+        case
+            when task_kind = 'regression' or has_r2 then 0.0
+            when classes >= 2 then 1.0 / classes
+        end as chance_score,
+        -- the loss of a model that learned nothing about the input: uniform over C classes
+        -- (cross-entropy), the targets' mean (squared error, when their spread is logged)
+        case
+            when (task_kind = 'regression' or has_r2) and target_std > 0 then target_std * target_std
+            when coalesce(task_kind, 'classification') = 'classification' and not has_r2 and classes >= 2 then ln(classes)
+        end as chance_loss,
+        early_stops.early_stop_step,
+        early_stops.early_stop_reason
+    from baselined
     left join early_stops using (run_id)
 )
 select * from final;

@@ -1,18 +1,31 @@
 """The diagnosis, scored on real runs: tests/corpus holds small RNN trainings broken on
 purpose (labels are the injected faults, see tests/corpus/README.md), with healthy traps
-(noisy, early plateaus, slow learners, mild L2). Both the rich metrics rnnsweep logs and
-their epoch-level reduction go through `rnnsweep import` and the diagnosis view; per-class
-precision and recall and the false-alarm rate on healthy runs must hold.
+(noisy, early plateaus, slow learners, mild L2). Each corpus goes through `rnnsweep import`
+and the diagnosis view at three logging shapes:
+
+- `per_step`: the rich metrics rnnsweep logs (metrics.parquet);
+- `epoch_baseline`: per epoch, the epoch-mean train loss and the epoch's last evaluation
+  (val_loss; train_acc and val_acc for classifiers), plus the untrained evaluation at step 0;
+- `epoch_no_baseline`: the same without step 0 (metrics_minimal.parquet): logs exported per
+  epoch start after the first epoch of training.
+
+Per shape: the confusion matrix, per-class precision and recall, macro-F1, the false-alarm
+rate on healthy runs and the precision of each confidence level must hold. Without a
+baseline or a chance level (regression logs of loss only), the diagnosis abstains (healthy,
+low confidence, "no baseline"); an abstention counts as a healthy verdict here, so it costs
+recall, never a false alarm.
 
 The rules were revised while looking at tests/corpus; tests/corpus/holdout was generated
-afterwards (other seeds, sizes, fault strengths) and scored once, untuned: its floors are
-what generalisation is held to."""
+afterwards (other seeds, sizes, fault strengths). It was scored untuned until issue 13; that
+revision saw its misses (see tests/corpus/README.md), so its floors are what generalisation
+is held to, not an untouched estimate."""
 
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 import pytest
 
@@ -20,15 +33,32 @@ from rnnsweep.service.diagnose import LABELS, diagnose
 from rnnsweep.service.importer import import_runs
 
 CORPUS = Path(__file__).parent / "corpus"
-# Per-class precision and recall floors, per (corpus, logging level). Measured: development
-# corpus 74/75 (rich) and 73/75 (epoch-level); held-out 47/50 at both levels.
+SHAPES = ("per_step", "epoch_baseline", "epoch_no_baseline")
+# Per-class precision and recall floors, per (corpus, shape). Measured: see MEASURED.
 FLOORS = {
-    ("corpus", "metrics"): 0.9,
-    ("corpus", "metrics_minimal"): 0.85,
-    ("holdout", "metrics"): 0.7,
-    ("holdout", "metrics_minimal"): 0.7,
+    ("corpus", "per_step"): 0.9,
+    ("corpus", "epoch_baseline"): 0.7,
+    ("corpus", "epoch_no_baseline"): 0.7,
+    ("holdout", "per_step"): 0.7,
+    ("holdout", "epoch_baseline"): 0.7,
+    ("holdout", "epoch_no_baseline"): 0.7,
 }
-MAX_FALSE_ALARMS = 0.05  # share of healthy runs given any other label, on either corpus
+# (runs right, macro-F1) as measured; a regression fails. The epoch-level shapes lose the
+# regression runs with a constant output or an L2 collapse (2 + 2 in each corpus, 3 + 2 on the
+# development corpus without a baseline): a loss-only regression log tells "learned the
+# targets' mean" from "learned the task" only with R2 or the targets' spread, so the
+# diagnosis abstains on them.
+MEASURED = {
+    ("corpus", "per_step"): (75, 1.0),
+    ("corpus", "epoch_baseline"): (70, 0.926),
+    ("corpus", "epoch_no_baseline"): (69, 0.910),
+    ("holdout", "per_step"): (47, 0.943),
+    ("holdout", "epoch_baseline"): (43, 0.868),
+    ("holdout", "epoch_no_baseline"): (43, 0.868),
+}
+MAX_FALSE_ALARMS = 0.03  # share of healthy runs given any other label, at every shape
+MIN_HIGH_PRECISION = 0.95  # a `high` verdict is right at least this often, at every shape
+EVALUATIONS = ("val_loss", "train_acc", "val_acc")  # what an epoch-level log holds beside train_loss
 
 
 def folder(corpus: str) -> Path:
@@ -39,6 +69,43 @@ def truth(corpus: str = "corpus") -> dict[str, dict]:
     return {r["run_id"]: r for r in pq.read_table(folder(corpus) / "labels.parquet").to_pylist()}
 
 
+def epoch_level(corpus: str, with_baseline: bool) -> str:
+    """metrics.parquet reduced per epoch as make_corpus.py's minimal_table does: the epoch-mean
+    train loss and the evaluation at the epoch's last step, both at that step; with the
+    baseline, also the evaluation at step 0 (the untrained model)."""
+    source = folder(corpus) / "metrics.parquet"
+    return f"""
+        with metrics as (select * from '{source}'),
+        epoch_ends as (select run_id, epoch, max(step) as step from metrics where metric = 'train_loss' group by all),
+        train as (
+            select run_id, epoch_ends.step, epoch, 'train_loss' as metric, avg(metrics.value) as value
+            from metrics join epoch_ends using (run_id, epoch)
+            where metrics.metric = 'train_loss'
+            group by all
+        ),
+        evaluations as (
+            select run_id, step, epoch, metric, value
+            from metrics join epoch_ends using (run_id, epoch, step)
+            where metric in {EVALUATIONS}
+        ),
+        baseline as (
+            select run_id, step, epoch, metric, value from metrics
+            where {with_baseline} and step = 0 and metric in {EVALUATIONS}
+        )
+        select * from train union all select * from evaluations union all select * from baseline
+    """
+
+
+def shape_file(corpus: str, shape: str, into: Path) -> Path:
+    if shape == "per_step":
+        return folder(corpus) / "metrics.parquet"
+    if shape == "epoch_no_baseline":
+        return folder(corpus) / "metrics_minimal.parquet"
+    path = into / f"{corpus}-{shape}.parquet"
+    duckdb.sql(f"copy ({epoch_level(corpus, with_baseline=True)}) to '{path}' (format parquet)")
+    return path
+
+
 def scores(confusion: Counter, label: str) -> tuple[float, float]:
     hits = confusion[(label, label)]
     predicted = sum(confusion[(t, label)] for t in LABELS)
@@ -46,13 +113,23 @@ def scores(confusion: Counter, label: str) -> tuple[float, float]:
     return hits / predicted if predicted else 0.0, hits / actual if actual else 0.0
 
 
+def macro_f1(confusion: Counter) -> float:
+    f1 = [2 * p * r / (p + r) if p + r else 0.0 for p, r in (scores(confusion, label) for label in LABELS)]
+    return sum(f1) / len(f1)
+
+
 @pytest.fixture(scope="module", params=sorted(FLOORS), ids=lambda key: "-".join(key))
 def diagnosed(request, tmp_path_factory):
-    corpus, level = request.param
-    warehouse = tmp_path_factory.mktemp(f"{corpus}-{level}") / "wh.duckdb"
-    import_runs(warehouse, folder(corpus) / f"{level}.parquet", folder(corpus) / "params.parquet", corpus)
-    found = {r["run_id"].removeprefix(f"{corpus}:"): r for r in diagnose(warehouse, corpus).to_pylist()}
+    corpus, shape = request.param
+    folder_ = tmp_path_factory.mktemp(f"{corpus}-{shape}")
+    import_runs(folder_ / "wh.duckdb", shape_file(corpus, shape, folder_), folder(corpus) / "params.parquet", corpus)
+    found = {r["run_id"].removeprefix(f"{corpus}:"): r for r in diagnose(folder_ / "wh.duckdb", corpus).to_pylist()}
     return request.param, found
+
+
+def confusion_of(key, found) -> Counter:
+    labels = truth(key[0])
+    return Counter((labels[r]["label"], found[r]["label"]) for r in labels)
 
 
 @pytest.mark.parametrize(("corpus", "per_class"), [("corpus", 10), ("holdout", 7)])
@@ -66,14 +143,29 @@ def test_each_corpus_covers_every_label_with_traps(corpus, per_class):
         assert not set(labels) & set(truth("corpus"))  # no run shared with the tuning corpus
 
 
+@pytest.mark.parametrize("corpus", ["corpus", "holdout"])
+def test_the_epoch_level_reduction_is_the_one_metrics_minimal_was_made_with(corpus):
+    minimal = folder(corpus) / "metrics_minimal.parquet"
+    derived = epoch_level(corpus, with_baseline=False)
+    for a, b in ((derived, f"select * from '{minimal}'"), (f"select * from '{minimal}'", derived)):
+        assert duckdb.sql(f"select count(*) from (({a}) except all ({b}))").fetchall() == [(0,)]
+
+
 def test_per_class_precision_and_recall(diagnosed):
     key, found = diagnosed
-    labels = truth(key[0])
-    assert set(found) == set(labels)
-    confusion = Counter((labels[r]["label"], found[r]["label"]) for r in labels)
+    assert set(found) == set(truth(key[0]))
+    confusion = confusion_of(key, found)
     for label in LABELS:
         precision, recall = scores(confusion, label)
         assert precision >= FLOORS[key] and recall >= FLOORS[key], (key, label, precision, recall, confusion)
+
+
+def test_runs_right_and_macro_f1_hold_what_was_measured(diagnosed):
+    key, found = diagnosed
+    confusion = confusion_of(key, found)
+    right, f1 = MEASURED[key]
+    assert sum(confusion[(label, label)] for label in LABELS) >= right, (key, confusion)
+    assert macro_f1(confusion) >= f1 - 5e-4, (key, macro_f1(confusion), confusion)
 
 
 def test_healthy_runs_and_traps_are_left_alone(diagnosed):
@@ -85,6 +177,19 @@ def test_healthy_runs_and_traps_are_left_alone(diagnosed):
     assert [t for t in traps if found[t]["label"] != "healthy"] == []
 
 
+def test_high_confidence_is_right_and_abstentions_say_so(diagnosed):
+    key, found = diagnosed
+    labels = truth(key[0])
+    high = [r for r in labels if found[r]["confidence"] == "high"]
+    right = [r for r in high if found[r]["label"] == labels[r]["label"]]
+    assert len(right) >= MIN_HIGH_PRECISION * len(high), (key, sorted(set(high) - set(right)))
+    for run, row in found.items():
+        if row["evidence"].startswith(("no baseline", "no chance level", "not above chance yet")):
+            assert (row["label"], row["confidence"]) == ("healthy", "low"), run
+    if key[1] == "per_step":  # every rich log holds its untrained evaluation and its chance level
+        assert not [r for r, row in found.items() if row["evidence"].startswith("no ")]
+
+
 def test_every_diagnosis_names_its_evidence_and_a_fix(diagnosed):
     _, found = diagnosed
     for run_id, row in found.items():
@@ -93,3 +198,69 @@ def test_every_diagnosis_names_its_evidence_and_a_fix(diagnosed):
             assert row["fix"] and row["onset_step"] is not None and row["confidence"] in ("high", "medium", "low"), (
                 run_id
             )
+
+
+# tests/corpus/shapes (make_shapes.py): runs in the shapes issue 13 names, a development set
+# built after the rules were revised (many-class language-model-like runs whose log holds loss
+# only, late divergence, slow learners at chance). Every run gets its label at both shapes but
+# one: slow-healthy-02 (lr 2e-4, 4 epochs, still at chance) predicts the same for every input
+# so far (spread 1 % of the targets'), and the rich log says so: constant_output, high.
+SHAPES_MISSES = {"metrics": {"slow-healthy-02"}, "metrics_minimal": set()}
+
+
+@pytest.mark.parametrize("level", sorted(SHAPES_MISSES))
+def test_log_shapes_of_issue_13(level, tmp_path):
+    shapes = CORPUS / "shapes"
+    labels = {r["run_id"]: r for r in pq.read_table(shapes / "labels.parquet").to_pylist()}
+    assert all(r["manifested"] for r in labels.values())
+    import_runs(tmp_path / "wh.duckdb", shapes / f"{level}.parquet", shapes / "params.parquet", "shapes")
+    found = {r["run_id"].removeprefix("shapes:"): r for r in diagnose(tmp_path / "wh.duckdb", "shapes").to_pylist()}
+    wrong = {r for r in labels if found[r]["label"] != labels[r]["label"]}
+    assert wrong == SHAPES_MISSES[level], {r: (labels[r]["label"], found[r]["evidence"]) for r in wrong}
+    slow = found["slow-healthy-01"]  # the quickstart's LSTM at lr 3e-4, at chance after 8 epochs
+    assert (slow["confidence"], slow["evidence"].split(";")[0]) == (
+        "low",
+        "not above chance yet: raise lr or train longer",
+    )
+
+
+def report() -> None:
+    """The figures tests/corpus/README.md quotes: `python -m tests.test_corpus` from the repo root."""
+    import tempfile
+
+    for key in sorted(FLOORS):
+        corpus, shape = key
+        with tempfile.TemporaryDirectory() as tmp:
+            import_runs(
+                Path(tmp) / "wh.duckdb", shape_file(corpus, shape, Path(tmp)), folder(corpus) / "params.parquet", corpus
+            )
+            found = {
+                r["run_id"].removeprefix(f"{corpus}:"): r for r in diagnose(Path(tmp) / "wh.duckdb", corpus).to_pylist()
+            }
+        labels, confusion = truth(corpus), confusion_of(key, found)
+        healthy = [r for r in labels if labels[r]["label"] == "healthy"]
+        alarms = sum(found[r]["label"] != "healthy" for r in healthy)
+        right = sum(confusion[(label, label)] for label in LABELS)
+        print(
+            f"\n{corpus} / {shape}: {right}/{len(labels)} right, macro-F1 {macro_f1(confusion):.3f}, "
+            f"false alarms {alarms}/{len(healthy)}"
+        )
+        print("| truth \\ diagnosis | " + " | ".join(LABELS) + " |")
+        print("|---" * (len(LABELS) + 1) + "|")
+        for t in LABELS:
+            print(f"| {t} | " + " | ".join(str(confusion[(t, p)]) for p in LABELS) + " |")
+        for level in ("high", "medium", "low"):
+            runs = [r for r in labels if found[r]["confidence"] == level]
+            ok = sum(found[r]["label"] == labels[r]["label"] for r in runs)
+            print(f"precision at {level}: {ok}/{len(runs)}" + (f" = {ok / len(runs):.3f}" if runs else ""))
+        abstained = [r for r in labels if found[r]["evidence"].startswith(("no baseline", "no chance level"))]
+        print(f"abstentions (no baseline / no chance level): {len(abstained)}: {', '.join(sorted(abstained))}")
+        missed = sorted(r for r in labels if found[r]["label"] != labels[r]["label"])
+        print(
+            "wrong: "
+            + ", ".join(f"{r} ({labels[r]['label']} -> {found[r]['label']}/{found[r]['confidence']})" for r in missed)
+        )
+
+
+if __name__ == "__main__":
+    report()

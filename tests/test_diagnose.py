@@ -206,3 +206,106 @@ def test_nan_values_in_metrics_stay_values_not_missing_rows(warehouse):
         .column("v")[0]
         .as_py()
     )
+
+
+# Logs that say less than rnnsweep's own (issue 13): epoch-level, starting after the first
+# epoch, loss only, many classes. name -> (params, {metric: curve}, {metric: untrained value at step 0})
+KNOWING = {
+    # the quickstart's LSTM at lr 0.03: 0.20 by epoch 7, 0.73 in epoch 8, the run's last
+    "late_jump": (
+        {"n_classes": 2},
+        {
+            "train_loss": [0.69, 0.6, 0.5, 0.4, 0.3, 0.25, 0.2, 0.73],
+            "val_loss": [0.66, 0.55, 0.45, 0.38, 0.3, 0.26, 0.22, 0.7],
+            "val_acc": [0.6, 0.7, 0.8, 0.85, 0.9, 0.92, 0.94, 0.7],
+        },
+        {},
+    ),
+    # a 10,000-word language model whose first epoch did most of the learning: a flat loss
+    # after it is no "did not learn" (ln 10000 = 9.2 is chance)
+    "lm_learned_early": (
+        {"n_classes": 10_000},
+        {"train_loss": np.linspace(5.3, 4.9, EPOCHS), "val_loss": np.linspace(5.2, 4.95, EPOCHS)},
+        {},
+    ),
+    # ... and one whose loss never left chance
+    "lm_at_chance": (
+        {"n_classes": 10_000},
+        {"train_loss": np.full(EPOCHS, 9.2), "val_loss": np.full(EPOCHS, 9.21)},
+        {},
+    ),
+    # regression, loss only, flat from the first logged epoch: no baseline, no chance level
+    "regression_flat": (
+        {"task": "regression", "n_classes": None},
+        {"train_loss": np.linspace(0.061, 0.059, EPOCHS), "val_loss": np.linspace(0.06, 0.0595, EPOCHS)},
+        {},
+    ),
+    # the same with the untrained model's loss at step 0: it never moved from it
+    "regression_flat_from_untrained": (
+        {"task": "regression", "n_classes": None},
+        {"train_loss": np.linspace(0.061, 0.059, EPOCHS), "val_loss": np.linspace(0.06, 0.0595, EPOCHS)},
+        {"val_loss": 0.062},
+    ),
+    # the same under strong L2: still unknowable, but the evidence names the suspect
+    "regression_flat_l2": (
+        {"task": "regression", "n_classes": None, "weight_decay": 0.1},
+        {"train_loss": np.linspace(0.061, 0.059, EPOCHS), "val_loss": np.linspace(0.06, 0.0595, EPOCHS)},
+        {},
+    ),
+    # a slow learner, still at chance at the end, its loss still falling
+    "slow_at_chance": (
+        {"n_classes": 2},
+        {
+            "train_loss": np.linspace(0.69, 0.55, EPOCHS),
+            "val_loss": np.linspace(0.69, 0.56, EPOCHS),
+            "val_acc": np.full(EPOCHS, 0.5),
+        },
+        {"val_loss": 0.70, "val_acc": 0.5},
+    ),
+    # stuck at chance (ln 4) for 14 epochs, then its loss starts to fall, still near chance
+    "slow_stuck_then_falling": (
+        {"n_classes": 4},
+        {
+            "train_loss": np.r_[np.full(14, 1.386), np.linspace(1.37, 1.25, 6)],
+            "val_loss": np.r_[np.full(14, 1.386), np.linspace(1.375, 1.26, 6)],
+            "val_acc": np.full(EPOCHS, 0.26),
+        },
+        {},
+    ),
+}
+KNOWN = {
+    "late_jump": ("diverged", "medium", "train loss jumped from its best 0.2 (step 700) to 0.73"),
+    "lm_learned_early": ("healthy", "medium", "best val_loss 4.95"),
+    "lm_at_chance": ("constant_output", "low", ""),
+    "regression_flat": ("healthy", "low", "no baseline: the log starts at step 100, after training began"),
+    "regression_flat_from_untrained": ("constant_output", "low", ""),
+    "regression_flat_l2": ("healthy", "low", "no baseline: "),
+    "slow_at_chance": ("healthy", "low", "not above chance yet: raise lr or train longer"),
+    "slow_stuck_then_falling": ("healthy", "low", "not above chance yet: raise lr or train longer"),
+}
+
+
+def test_the_diagnosis_knows_what_the_log_does_not_say(tmp_path):
+    rows, params = [], []
+    for run, (extra, series, untrained) in KNOWING.items():
+        params.append({"run_id": run, "task": "classification", "lr": 1e-3, **extra})
+        rows += [{"run_id": run, "step": 0, "epoch": 0, "metric": m, "value": v} for m, v in untrained.items()]
+        for metric, values in series.items():
+            rows += [
+                {"run_id": run, "step": 100 * (e + 1), "epoch": e + 1, "metric": metric, "value": float(v)}
+                for e, v in enumerate(values)
+            ]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "metrics.parquet")
+    keys = sorted({k for p in params for k in p})
+    pq.write_table(pa.table({k: [p.get(k) for p in params] for k in keys}), tmp_path / "params.parquet")
+    import_runs(tmp_path / "wh.duckdb", tmp_path / "metrics.parquet", tmp_path / "params.parquet", sweep="logs")
+    found = by_run(diagnosis.diagnose(tmp_path / "wh.duckdb", "logs"))
+    for run, (label, confidence, evidence) in KNOWN.items():
+        row = found[run]
+        assert (row["label"], row["confidence"]) == (label, confidence), (run, row["evidence"])
+        assert row["evidence"].startswith(evidence), (run, row["evidence"])
+    assert found["late_jump"]["onset_step"] == 700 and "lower optimizer.lr" in found["late_jump"]["fix"]
+    assert "weight_decay 0.1 >= 0.01: if it did not learn, suspect L2" in found["regression_flat_l2"]["evidence"]
+    # the fall is what tells it from a constant output: ask for a steeper one and it is one
+    stricter = by_run(diagnosis.diagnose(tmp_path / "wh.duckdb", "logs", overrides={"still_falling": 0.5}))
+    assert stricter["slow_stuck_then_falling"]["label"] == "constant_output"
