@@ -115,11 +115,15 @@ def write_grid(directory: Path, name: str, args: argparse.Namespace):
 # -- way 1: Ray Tune with a plain-PyTorch trainable ----------------------------------
 
 
-def tune_trainable(config: dict, base: dict) -> None:
-    """What a user writes for Tune: the same model, data, optimizer and loss, no instrumentation."""
+def tune_trainable(config: dict, base: dict, report=None) -> None:
+    """What a user writes for Tune: the same model, data, optimizer and loss, no instrumentation.
+    `config` may also choose the cell ("gru" or "lstm"); `report` replaces tune.report (a plain
+    loop outside Tune passes one that drops the numbers)."""
     import torch
-    from ray import tune
     from torch import nn
+
+    if report is None:
+        from ray.tune import report
 
     from rnnsweep.jobs.config import TrialConfig
     from rnnsweep.jobs.tasks import load_task
@@ -131,14 +135,17 @@ def tune_trainable(config: dict, base: dict) -> None:
     x_train, y_train = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train).float().unsqueeze(-1)
     x_val, y_val = torch.from_numpy(data.x_val), torch.from_numpy(data.y_val).float().unsqueeze(-1)
 
+    cell = {"gru": nn.GRU, "lstm": nn.LSTM}[config.get("cell", trial.model.cell)]
+
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
-            self.rnn = nn.GRU(data.n_features, trial.model.hidden, batch_first=True, bidirectional=True)
+            self.rnn = cell(data.n_features, trial.model.hidden, batch_first=True, bidirectional=True)
             self.head = nn.Linear(2 * trial.model.hidden, 1)
 
         def forward(self, x):
             _, h = self.rnn(x)
+            h = h[0] if isinstance(h, tuple) else h  # an LSTM's (h_n, c_n)
             return self.head(torch.cat([h[-2], h[-1]], dim=-1))
 
     model = Net()
@@ -158,7 +165,7 @@ def tune_trainable(config: dict, base: dict) -> None:
         model.eval()
         with torch.no_grad():
             val_loss = loss_fn(model(x_val), y_val).item()
-        tune.report({"val_loss": val_loss, "epoch": epoch})
+        report({"val_loss": val_loss, "epoch": epoch})
 
 
 def run_tune(grid, workdir: Path) -> tuple[float, int, float]:
