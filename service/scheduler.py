@@ -20,6 +20,7 @@ from rnnsweep.jobs.config import TrialConfig
 from rnnsweep.jobs.outcome import AttemptOutcome
 from rnnsweep.service.errors import UserError
 
+CANCEL_GRACE_SECONDS = 5.0  # how long a trial gets to stop on its own before its worker is killed
 CANCEL_WAIT_SECONDS = 15.0
 
 
@@ -168,12 +169,21 @@ class TrialRunner:
 
         cancelled = self.running_run_ids
         refs = list(self.in_flight)
+        # A polite cancel first (a KeyboardInterrupt inside the trial): the worker lives, so Ray
+        # has nothing to retry. Killing a worker whose task has retries left races Ray's retry
+        # path (ray-project/ray#54260) and has aborted the driver itself; only trials that do
+        # not stop within the grace period are killed.
         for ref in refs:
-            ray.cancel(ref, force=True)
-        # Cancelling is asynchronous: wait until the workers are gone, so no chunk lands
+            ray.cancel(ref, force=False)
+        # Cancelling is asynchronous: wait until the trials have ended, so no chunk lands
         # after the driver's last load and "what was logged" is all in the warehouse.
+        stuck = []
         if refs:
-            ray.wait(refs, num_returns=len(refs), timeout=CANCEL_WAIT_SECONDS, fetch_local=False)
+            _, stuck = ray.wait(refs, num_returns=len(refs), timeout=CANCEL_GRACE_SECONDS, fetch_local=False)
+        for ref in stuck:
+            ray.cancel(ref, force=True)
+        if stuck:
+            ray.wait(stuck, num_returns=len(stuck), timeout=CANCEL_WAIT_SECONDS, fetch_local=False)
         self.in_flight.clear()
         self.queue.clear()
         return cancelled
