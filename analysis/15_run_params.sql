@@ -11,6 +11,7 @@
 -- a plain script) keeps its hyper-parameters flat in its [params], read like an import's:
 -- the built-in sections it carries are defaults it never read. factory, args (the model
 -- factory's keyword arguments, JSON), entrypoint, code and params (JSON) say whose code ran.
+-- fixes: the run_id of the run this one follows up (a `rnnsweep fix` trial), else null.
 -- Every value is read with try_cast, whole numbers as bigint: a value a column cannot hold
 -- (a seed of 2**32, `seed = "random"` in an imported params file) is null in that run's row,
 -- never an error that stops every query over the view.
@@ -83,7 +84,8 @@ final as (
         stored -> '$.model.args' as args,
         nullif(stored ->> '$.entrypoint', '') as entrypoint,
         nullif(stored ->> '$.code', '') as code,
-        stored -> '$.params' as params
+        stored -> '$.params' as params,
+        nullif(stored ->> '$.fixes', '') as fixes
     from source
 )
 select * from final;

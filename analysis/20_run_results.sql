@@ -3,7 +3,9 @@
 -- Features: each run's hyper-parameters (run_params) beside the headline numbers of its
 -- curves: the last and best validation loss, the last and best task score (val_acc for
 -- classification: balanced accuracy on binary tasks; val_r2 for regression), the last
--- training loss, and how far it got. Runs with no metrics yet have nulls.
+-- training loss, and how far it got; `score` names the headline one (val_acc, val_r2, else
+-- val_loss: higher is better for the first two) and `best_score` is its best value. Runs with
+-- no metrics yet have nulls.
 create or replace view run_results as
 with params as (
     select * from run_params
@@ -29,7 +31,16 @@ per_run as (
     group by run_id
 ),
 final as (
-    select params.*, per_run.* exclude (run_id)
+    select
+        params.*,
+        per_run.* exclude (run_id),
+        -- the run's headline score: the task score where it logged one, else the loss
+        case
+            when per_run.best_val_acc is not null then 'val_acc'
+            when per_run.best_val_r2 is not null then 'val_r2'
+            when per_run.best_val_loss is not null then 'val_loss'
+        end as score,
+        coalesce(per_run.best_val_acc, per_run.best_val_r2, per_run.best_val_loss) as best_score
     from params
     left join per_run using (run_id)
 )

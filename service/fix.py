@@ -34,16 +34,34 @@ where d.sweep = $sweep and d.label != 'healthy'
 order by r.trial_index
 """
 SWEEP_ROW = "select grid_path, grid_text from sweeps where name = $sweep"
-# One row per run of either sweep: its label and best validation numbers, and the run it fixes.
-OUTCOMES = """
-select r.run_id, r.sweep, r.trial_index, r.status, nullif(r.config ->> '$.fixes', '') as fixes, d.label,
-    res.best_val_loss, res.best_val_acc, res.best_val_r2
-from runs r
-left join diagnosis d using (run_id)
-left join run_results res using (run_id)
-where r.sweep in ($before, $after)
+# The fix_outcomes view (analysis/95_fix_outcomes.sql) pairs each follow-up with the run it fixes.
+PAIRS = """
+select o.run_id, o.label_before, o.label_after, o.score, o.best_before, o.best_after, o.fixed, o.follow_up,
+    case when o.follow_up_status <> 'finished' then o.follow_up_status end as note
+from fix_outcomes o
+join runs r on r.run_id = o.follow_up
+where o.follow_up_sweep = $sweep
 order by r.trial_index
 """
+UNTRIED = """
+select d.run_id, d.label as label_before, res.score, res.best_score as best_before
+from diagnosis d
+join run_results res using (run_id)
+where d.sweep = $sweep
+"""
+PAIR_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("label_before", pa.string()),
+        ("label_after", pa.string()),
+        ("score", pa.string()),
+        ("best_before", pa.float64()),
+        ("best_after", pa.float64()),
+        ("fixed", pa.bool_()),
+        ("follow_up", pa.string()),
+        ("note", pa.string()),
+    ]
+)
 # The grid keys a trial config holds, by section; [sweep] keys under their grid names.
 TOP_KEYS = {field: key for key, field in TRIAL_FIELDS.items()}  # "seed" -> "seeds"
 
@@ -194,69 +212,15 @@ def write_fix_grid(plan: FixPlan) -> Grid:
 def before_after(warehouse: Path, plan: FixPlan) -> pa.Table:
     """One row per follow-up trial (and per listed run without one): the original run's label and
     best validation score, the follow-up's, and whether the fix worked (the follow-up is healthy)."""
-    rows = run_query(warehouse, OUTCOMES, {"before": plan.sweep, "after": plan.name}).to_pylist()
-    before = {r["run_id"]: r for r in rows if r["sweep"] == plan.sweep}
-    after = [r for r in rows if r["sweep"] == plan.name]
-    table = []
-    for run in after:
-        original = before.get(run["fixes"])
-        if original is None:
-            continue
-        table.append(
-            {
-                "run_id": original["run_id"],
-                "label_before": original["label"],
-                "label_after": run["label"],
-                "score": _score_name(original),
-                "best_before": _score(original),
-                "best_after": _score(run),
-                "fixed": run["label"] == "healthy",
-                "follow_up": run["run_id"],
-                "note": run["status"] if run["status"] != "finished" else None,
-            }
-        )
+    table = run_query(warehouse, PAIRS, {"sweep": plan.name}).to_pylist()
     tried = {r["run_id"] for r in table}
+    originals = {r["run_id"]: r for r in run_query(warehouse, UNTRIED, {"sweep": plan.sweep}).to_pylist()}
     for item in plan.listed:
-        if item.run_id not in tried and item.run_id in before:
+        if item.run_id not in tried and item.run_id in originals:
             tried.add(item.run_id)
             why = "; ".join(f"{m.advice}: {m.why}" for m in plan.listed if m.run_id == item.run_id)
-            original = before[item.run_id]
-            table.append(
-                {
-                    "run_id": item.run_id,
-                    "label_before": original["label"],
-                    "label_after": None,
-                    "score": _score_name(original),
-                    "best_before": _score(original),
-                    "best_after": None,
-                    "fixed": None,
-                    "follow_up": None,
-                    "note": f"no trial: {why}",
-                }
-            )
-    schema = pa.schema(
-        [
-            ("run_id", pa.string()),
-            ("label_before", pa.string()),
-            ("label_after", pa.string()),
-            ("score", pa.string()),
-            ("best_before", pa.float64()),
-            ("best_after", pa.float64()),
-            ("fixed", pa.bool_()),
-            ("follow_up", pa.string()),
-            ("note", pa.string()),
-        ]
-    )
-    return pa.Table.from_pylist(table, schema=schema)
-
-
-def _score_name(run: dict) -> str:
-    return next((name for name in ("best_val_acc", "best_val_r2") if run[name] is not None), "best_val_loss")
-
-
-def _score(run: dict) -> float | None:
-    """The run's best validation score: accuracy or R2 where logged (higher is better), else loss."""
-    return run[_score_name(run)]
+            table.append(originals[item.run_id] | {"note": f"no trial: {why}"})
+    return pa.Table.from_pylist(table, schema=PAIR_SCHEMA)
 
 
 def fix_summary(table: pa.Table) -> str:

@@ -3,7 +3,8 @@ network) that answers "which runs went wrong, how, and what should I change?".
 
 Sections: label counts; a heat map of the label over the grid's two main axes; training
 and validation loss curves grouped by label (the 20-window curves of run_curves); every
-run's evidence and fix.
+run's evidence and fix; and, where `rnnsweep fix` followed up this sweep's runs (or this
+sweep is such a follow-up), each fix tried: before -> after (the fix_outcomes view).
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ select run_id, metric, list(last_step order by window_index) as steps, list(mean
 from run_curves
 where metric in ('train_loss', 'val_loss') and run_id in (select run_id from runs where sweep = $sweep)
 group by all
+"""
+FIX_PAIRS = """
+select o.*
+from fix_outcomes o
+join runs r on r.run_id = o.follow_up
+where $sweep in (o.sweep, o.follow_up_sweep)
+order by o.follow_up_sweep, r.trial_index
 """
 
 
@@ -73,10 +81,11 @@ def build_report(warehouse: Path, sweep: str, overrides: dict[str, float] | None
     axes = [a for a in sweep_row["axes"] if a != "sweep.seeds"] or list(sweep_row["axes"])
     axes = sorted(axes, key=lambda a: PREFERRED_AXES.index(a) if a in PREFERRED_AXES else len(PREFERRED_AXES))
     columns = [column_of(a) for a in axes]
-    return _page(sweep, sweep_row, runs, columns, curves)
+    pairs = run_query(warehouse, FIX_PAIRS, {"sweep": sweep}, thresholds=overrides).to_pylist()
+    return _page(sweep, sweep_row, runs, columns, curves, pairs)
 
 
-def _page(sweep: str, sweep_row: dict, runs: list[Run], columns: list[str], curves: dict) -> str:
+def _page(sweep: str, sweep_row: dict, runs: list[Run], columns: list[str], curves: dict, pairs: list[dict]) -> str:
     counts = Counter(r.label for r in runs)
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     badges = "".join(
@@ -99,6 +108,8 @@ def _page(sweep: str, sweep_row: dict, runs: list[Run], columns: list[str], curv
         "<h2>Runs</h2>",
         _run_table(runs, columns),
     ]
+    if pairs:
+        parts.append(_fix_table(pairs))
     if sweep_row["grid_text"]:
         parts.append(f"<details><summary>grid file</summary><pre>{_e(sweep_row['grid_text'])}</pre></details>")
     return _TEMPLATE.replace("{title}", _e(f"rnnsweep · {sweep}")).replace("{body}", "\n".join(parts))
@@ -239,6 +250,32 @@ def _run_table(runs: list[Run], columns: list[str]) -> str:
             f"<td>{_e(r.confidence)}</td><td>{onset}</td><td>{_e(r.evidence or '')}</td><td>{_e(r.fix or '')}</td></tr>"
         )
     return f'<table class="runs"><tr>{head}</tr>{"".join(rows)}</table>'
+
+
+def _fix_table(pairs: list[dict]) -> str:
+    """Each follow-up beside the run it fixes; a run counts as fixed when one of its follow-ups is healthy."""
+    tried = {p["run_id"] for p in pairs}
+    fixed = {p["run_id"] for p in pairs if p["fixed"]}
+
+    def badge(label):
+        return f'<span class="badge" style="background:{COLORS[label]}">{label}</span>' if label else "not diagnosed"
+
+    head = "".join(
+        f"<th>{h}</th>" for h in ("run", "sweep", "label", "follow-up", "sweep", "label after", "best score", "fixed")
+    )
+    rows = []
+    for p in pairs:
+        score = f"{p['score']} {_fmt(p['best_before'])} → {_fmt(p['best_after'])}" if p["score"] else ""
+        rows.append(
+            f'<tr><td class="mono">{_e(p["run_id"])}</td><td>{_e(_fmt(p["sweep"]))}</td><td>{badge(p["label_before"])}</td>'
+            f'<td class="mono">{_e(p["follow_up"])}</td><td>{_e(p["follow_up_sweep"])}</td><td>{badge(p["label_after"])}</td>'
+            f"<td>{_e(score)}</td><td>{'yes' if p['fixed'] else 'no'}</td></tr>"
+        )
+    return (
+        "<h2>Fixes tried</h2>"
+        f'<p class="meta">{len(fixed)} of {len(tried)} runs fixed: a follow-up trial of `rnnsweep fix` labelled healthy.</p>'
+        f'<table class="runs"><tr>{head}</tr>{"".join(rows)}</table>'
+    )
 
 
 _TEMPLATE = """<!doctype html>

@@ -97,6 +97,9 @@ def warehouse(tmp_path_factory) -> Path:
     # and one trial the pathology early stop ended, trained here: its stop reason names its label
     stopped = pathology_trial(task="file", data={"path": str(constant_inputs(folder))})
     trained_into(path, folder / "logs", stopped)
+    # and a follow-up of it, as `rnnsweep fix` writes one (same inputs: it cannot be fixed)
+    follow_up = pathology_trial(task="file", data={"path": str(constant_inputs(folder))}, fixes=stopped.run_id)
+    trained_into(path, folder / "logs", follow_up.model_copy(update={"sweep": "t-fix"}))
     set_thresholds(path, {"overfit_val_rise": 0.15}, [])  # the default: a row for staging_threshold_overrides
     return path
 

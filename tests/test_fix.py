@@ -14,6 +14,7 @@ from rnnsweep.jobs.config import OptimizerConfig, TrialConfig
 from rnnsweep.service.cli import app
 from rnnsweep.service.fix import FollowUp, Listed, _applied, fix_grid_text, plan_fix
 from rnnsweep.service.query import run_query
+from rnnsweep.service.report_html import build_report
 from rnnsweep.service.spec import build_grid, load_grid
 from rnnsweep.service.submit import run_sweep
 
@@ -122,3 +123,16 @@ def test_fix_writes_the_diagnosed_changes_and_submit_shows_before_and_after(tmp_
         "select b.run_id from runs a join runs b on a.config ->> '$.fixes' = b.run_id where a.sweep = 'ills-fix'",
     )
     assert sorted(joined.column("run_id").to_pylist()) == sorted([too_fast, too_fast, decayed])
+    # the fix_outcomes view pairs them, and the report of either sweep shows the pairs
+    pairs = run_query(
+        warehouse, "select run_id, sweep, follow_up, follow_up_sweep, label_after, fixed from fix_outcomes"
+    ).to_pylist()
+    assert sorted((p["run_id"], p["follow_up"]) for p in pairs) == sorted(
+        zip([too_fast, too_fast, decayed], [t.run_id for t in written.trials], strict=True)
+    )
+    assert {(p["sweep"], p["follow_up_sweep"]) for p in pairs} == {("ills", "ills-fix")}
+    assert all(p["fixed"] == (p["label_after"] == "healthy") for p in pairs)
+    for sweep in ("ills", "ills-fix"):
+        page = build_report(warehouse, sweep)
+        assert "<h2>Fixes tried</h2>" in page and f"{fixed} of 2 runs fixed" in page
+        assert all(p["follow_up"] in page for p in pairs)

@@ -22,7 +22,7 @@ from rnnsweep.jobs.loop import train
 from rnnsweep.jobs.metric_log import MetricLog, list_chunks, read_chunk
 from rnnsweep.jobs.model import SequenceModel
 from rnnsweep.jobs.shapes import pack_key
-from rnnsweep.service.packing import auto_pack_size, plan_packs
+from rnnsweep.service.packing import auto_pack_size, plan_packs, unit_work
 from tests.conftest import tiny_trial
 
 SHAPES = list(itertools.product(["rnn", "lstm", "gru"], [False, True], [1, 2]))
@@ -183,6 +183,18 @@ def test_packs_group_trials_by_shape_and_keep_every_slot_busy():
     gru_units = [u for u in units if u[0].model.cell == "gru"]
     assert len(gru_units) >= 2  # never fewer packs than Ray slots
     assert max(len(u) for u in units) <= auto_pack_size(gru[0])
+
+
+def test_the_biggest_units_go_first_so_none_runs_alone_at_the_end():
+    # the quickstart's shape: LSTMs alone, GRUs in packs; a pack carries more work than a single
+    lstm = grid_of(6, model={"cell": "lstm"})
+    gru = grid_of(6, model={"cell": "gru"})
+    longer = [tiny_trial(model={"cell": "lstm"}, top={"epochs": 40})]
+    units = plan_packs(lstm + gru + longer, slots=2)
+    work = [unit_work(u) for u in units]
+    assert work == sorted(work, reverse=True)
+    assert units[0] == longer and {t.model.cell for u in units[1:3] for t in u} == {"gru"}
+    assert [u[0] for u in units[3:]] == lstm  # equal work keeps the grid's order
 
 
 def test_pack_size_and_no_pack_and_dropout_decide_what_trains_alone():
