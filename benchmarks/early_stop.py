@@ -10,6 +10,9 @@
   bare arithmetic           the Tune trainable's training in a plain loop, one thread, divided
                             by the cores: what scheduling alone could reach, with every trial
                             trained to its end
+  bare, stopped trials      the same loop, each trial ended after the steps the pathology stop
+                            let it run: the bound for any scheduler that stops those trials
+                            where rnnsweep did
 
 ray.init is part of each way's time (a user waits for it). trials/hour counts the 18 trials
 as done whether they ran to their end or were stopped. Median of --repeats; the ways take
@@ -77,8 +80,8 @@ def tune_way(workdir: Path, epochs: int) -> float:
     return time.perf_counter() - began
 
 
-def rnnsweep_way(workdir: Path, epochs: int, early_stop: str) -> tuple[float, int, int]:
-    """Seconds, and the optimizer steps the 18 trials took of those planned."""
+def rnnsweep_way(workdir: Path, epochs: int, early_stop: str) -> tuple[float, list[int]]:
+    """Seconds, and the optimizer steps each trial took (in the grid's order)."""
     from rnnsweep.service.query import run_query
     from rnnsweep.service.submit import run_sweep
 
@@ -86,18 +89,20 @@ def rnnsweep_way(workdir: Path, epochs: int, early_stop: str) -> tuple[float, in
     began = time.perf_counter()
     run_sweep(grid, workdir / "wh.duckdb", str(workdir / "logs"), num_cpus=CORES, show_progress=False)
     seconds = time.perf_counter() - began
-    steps = run_query(workdir / "wh.duckdb", "select sum(steps) as n from runs").column("n")[0].as_py()
-    planned = len(grid.trials) * epochs * (grid.trials[0].data.n_train // grid.trials[0].training.batch_size)
-    return seconds, steps, planned
+    steps = run_query(workdir / "wh.duckdb", "select steps from runs order by trial_index").column("steps")
+    return seconds, [int(s) for s in steps.to_pylist()]
 
 
-def bare_way(workdir: Path, epochs: int) -> float:
+def bare_way(workdir: Path, epochs: int, steps: list[int] | None = None) -> float:
+    """The plain loop over the trials, one thread, divided by the cores; `steps` ends each trial early."""
     grid = load(workdir, epochs, "off")
     base = grid.trials[0].model_dump(mode="json", exclude={"seed"})
     began = time.perf_counter()
-    for trial in grid.trials:
+    for i, trial in enumerate(grid.trials):
         config = {"cell": trial.model.cell, "lr": trial.optimizer.lr, "weight_decay": trial.optimizer.weight_decay}
-        packs.tune_trainable(config | {"seed": trial.seed}, base, report=lambda metrics: None)
+        packs.tune_trainable(
+            config | {"seed": trial.seed}, base, report=lambda metrics: None, max_steps=steps[i] if steps else None
+        )
     return (time.perf_counter() - began) / CORES
 
 
@@ -107,22 +112,28 @@ def main() -> None:
     parser.add_argument("--smoke-test", action="store_true", help="2 epochs, 1 repeat")
     args = parser.parse_args()
     epochs = 2 if args.smoke_test else 8
-    times: dict[str, list[float]] = {w: [] for w in ("tune", "rnnsweep", "pathology", "bare")}
-    steps: dict[str, tuple[int, int]] = {}
+    ways = ("tune", "rnnsweep", "pathology", "bare", "bare_stopped")
+    times: dict[str, list[float]] = {w: [] for w in ways}
+    steps: dict[str, list[int]] = {}
     for repeat in range(1 if args.smoke_test else args.repeats):
-        for way in times:
+        for way in ways:
             with tempfile.TemporaryDirectory(prefix="rnnsweep-es-") as tmp:
                 workdir = Path(tmp)
                 if way == "tune":
                     seconds = tune_way(workdir, epochs)
                 elif way == "bare":
                     seconds = bare_way(workdir, epochs)
+                elif way == "bare_stopped":  # the steps the pathology way just ran
+                    seconds = bare_way(workdir, epochs, steps["pathology"])
+                    steps[way] = steps["pathology"]
                 else:
-                    seconds, ran, planned = rnnsweep_way(workdir, epochs, "off" if way == "rnnsweep" else "pathology")
-                    steps[way] = (ran, planned)
+                    seconds, steps[way] = rnnsweep_way(workdir, epochs, "off" if way == "rnnsweep" else "pathology")
             times[way].append(seconds)
             print(f"[repeat {repeat + 1}] {way}: {seconds:.1f} s", flush=True)
-    trials = 18
+    with tempfile.TemporaryDirectory(prefix="rnnsweep-es-") as tmp:
+        grid = load(Path(tmp), epochs, "off")
+    trials = len(grid.trials)
+    planned = trials * epochs * (grid.trials[0].data.n_train // grid.trials[0].training.batch_size)
     tune = statistics.median(times["tune"])
     print(f"\nquickstart grid, {trials} trials, {epochs} epochs, {CORES} cores; median of {len(times['tune'])}")
     print(f"| {'way':<42} | {'wall s':>7} | {'trials/hour':>11} | {'vs Tune':>7} | {'steps run':>13} |")
@@ -132,10 +143,11 @@ def main() -> None:
         "rnnsweep": "rnnsweep submit",
         "pathology": 'rnnsweep, early_stop = "pathology"',
         "bare": f"bare arithmetic (plain loop / {CORES} cores)",
+        "bare_stopped": "bare arithmetic, pathology's steps",
     }
     for way, label in labels.items():
         t = statistics.median(times[way])
-        ran = f"{steps[way][0]:,} / {steps[way][1]:,}" if way in steps else ""
+        ran = f"{sum(steps[way]):,} / {planned:,}" if way in steps else ""
         print(f"| {label:<42} | {t:>7.1f} | {3600 * trials / t:>11,.0f} | {tune / t:>6.2f}x | {ran:>13} |")
 
 

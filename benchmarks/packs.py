@@ -115,10 +115,11 @@ def write_grid(directory: Path, name: str, args: argparse.Namespace):
 # -- way 1: Ray Tune with a plain-PyTorch trainable ----------------------------------
 
 
-def tune_trainable(config: dict, base: dict, report=None) -> None:
+def tune_trainable(config: dict, base: dict, report=None, max_steps: int | None = None) -> None:
     """What a user writes for Tune: the same model, data, optimizer and loss, no instrumentation.
     `config` may also choose the cell ("gru" or "lstm"); `report` replaces tune.report (a plain
-    loop outside Tune passes one that drops the numbers)."""
+    loop outside Tune passes one that drops the numbers); `max_steps` ends training after that
+    many optimizer steps (benchmarks/early_stop.py: the arithmetic of a trial stopped early)."""
     import torch
     from torch import nn
 
@@ -153,15 +154,19 @@ def tune_trainable(config: dict, base: dict, report=None) -> None:
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor([trial.training.pos_weight]))
     order = torch.Generator().manual_seed(trial.seed)
     batch = trial.training.batch_size
+    steps = 0
     for epoch in range(1, trial.epochs + 1):
         model.train()
         permutation = torch.randperm(len(x_train), generator=order)
         for i in range(0, len(x_train), batch):
+            if steps == max_steps:
+                return
             rows = permutation[i : i + batch]
             loss = loss_fn(model(x_train[rows]), y_train[rows])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            steps += 1
         model.eval()
         with torch.no_grad():
             val_loss = loss_fn(model(x_val), y_val).item()
