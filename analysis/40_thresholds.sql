@@ -44,6 +44,8 @@ with defaults as (
          'not learning: the best validation loss is at least this fraction of the chance loss (ln C for C classes, the targets'' variance for regression), or of the untrained model''s at step 0 (alone when no score is logged; with the score for constant_output). Without either, a flat loss from a first point after training began says nothing: healthy, low confidence'),
         ('still_falling', 0.05,
          'not above chance yet: a run at chance whose training loss''s final 20 % got at least this much (relative) below its best before is still learning (a slow learner: healthy, low confidence), not constant_output'),
+        ('still_falling_pace', 0.1,
+         'still learning: ... or its validation loss set a new best at every window (three or more) and fell in its final 20 % by at least this fraction of its whole fall (0.1: half its average pace over the run); a constant output has stopped falling'),
         ('constant_pred_ratio', 0.05,
          'constant_output: prediction std across inputs below this fraction of the targets'' std at the end (TheDeepChecker: output variance zero)'),
         ('constant_pred_abs', 0.005,

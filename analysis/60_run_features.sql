@@ -4,7 +4,7 @@
 -- train_acc, val_acc, val_r2, weight_norm, sigma_max_hh, pred_std): its first
 -- window, best window and the step that window ends at, its final 20 % (mean of windows
 -- 16-19, their lowest, and how many there are: a loss that "rose and stayed" is high in
--- at least two of them), its last
+-- at least two of them; for val_loss also the best before them), its last
 -- window, and the first non-finite step; sigma_max_hh and pred_std also
 -- as unordered lists of {step, value} windows, for onsets (a filter and a min, no sort). The
 -- training loss also keeps its last window and its tail (the lowest of its last two windows,
@@ -15,7 +15,7 @@
 -- step 0 with no training loss there; a training loss at step 0 means step 0 is the end of a
 -- first epoch, as in a Keras CSV). With one, the best validation score skips that untrained
 -- window. A trial the early stop ended (training.early_stop logged early_stopped) carries that
--- step and its stop_reason.
+-- step and its stop_reason. val_loss_always_falling: every validation window set a new best.
 create or replace view run_features as
 with curves as (
     select * from run_curves
@@ -66,6 +66,7 @@ pivoted as (
         any_value(final_value) filter (where metric = 'val_loss') as val_loss_final,
         any_value(final_floor) filter (where metric = 'val_loss') as val_loss_final_floor,
         any_value(final_windows) filter (where metric = 'val_loss') as val_loss_final_windows,
+        any_value(before_final_best) filter (where metric = 'val_loss') as val_loss_before_final_best,
         any_value(last_value) filter (where metric = 'val_loss') as val_loss_last,
         any_value(max_value) filter (where metric = 'train_acc') as train_acc_best,
         any_value(final_value) filter (where metric = 'train_acc') as train_acc_final,
@@ -90,6 +91,25 @@ pivoted as (
     from per_metric
     group by run_id
 ),
+-- the validation loss set a new best in every window (a steady descent: a slow learner's,
+-- not the noise of a loss at its floor), over how many windows
+val_descent as (
+    select
+        run_id,
+        bool_and(coalesce(mean_value < best_before, true)) as val_loss_always_falling,
+        count(*) as val_loss_windows
+    from (
+        select
+            run_id,
+            mean_value,
+            min(mean_value) over (
+                partition by run_id order by window_index rows between unbounded preceding and 1 preceding
+            ) as best_before
+        from curves
+        where metric = 'val_loss'
+    )
+    group by run_id
+),
 early_stops as (
     select
         staging_metrics.run_id,
@@ -111,6 +131,7 @@ baselined as (
         coalesce(params.n_classes, try_cast(pivoted.logged_n_classes as bigint)) as classes
     from params
     join pivoted using (run_id)
+    left join val_descent using (run_id)
 ),
 final as (
     select

@@ -18,7 +18,10 @@ with features as (
 ),
 threshold_values as (
     pivot (select name, value from thresholds)
-    on name in ('chance_margin', 'flat_loss', 'constant_pred_ratio', 'constant_pred_abs', 'diverge_explode', 'still_falling')
+    on name in (
+        'chance_margin', 'flat_loss', 'constant_pred_ratio', 'constant_pred_abs', 'diverge_explode', 'still_falling',
+        'still_falling_pace'
+    )
     using any_value(value)
 ),
 losses as (
@@ -34,7 +37,10 @@ losses as (
 ),
 signals as (
     select
-        * exclude (flat_loss, chance_margin, constant_pred_ratio, constant_pred_abs, diverge_explode, still_falling),
+        * exclude (
+            flat_loss, chance_margin, constant_pred_ratio, constant_pred_abs, diverge_explode, still_falling,
+            still_falling_pace
+        ),
         case when val_acc_best is not null then 'val_acc' when val_r2_best is not null then 'val_r2' end as score_name,
         case when target_std > 0 then constant_pred_ratio * target_std else constant_pred_abs end as pred_std_floor,
         score_best <= chance_score + chance_margin as at_chance,
@@ -46,8 +52,16 @@ signals as (
             when flat_vs_chance is not null then false
             when flat_vs_baseline is not null and task_kind = 'classification' then false
         end as loss_flat,
-        -- a run at chance whose training loss still fell in its final 20 %: a slow learner
-        train_loss_final_floor <= (1 - still_falling) * train_loss_before_final_best as loss_still_falling,
+        -- still learning at the end (a slow learner, not a constant output): its training loss
+        -- fell in its final 20 %, or its validation loss (smoother: no batch noise) set a new
+        -- best at every one of at least three windows and fell in its final 20 % at a pace that
+        -- has not died out
+        coalesce(train_loss_final_floor <= (1 - still_falling) * train_loss_before_final_best, false)
+            or coalesce(
+                val_loss_always_falling and val_loss_windows >= 3
+                    and val_loss_before_final_best - val_loss_final_floor
+                        >= still_falling_pace * (val_loss_first - val_loss_final_floor),
+                false) as loss_still_falling,
         -- the first window of training already far above the untrained model's loss: a jump
         has_baseline and train_loss_first >= diverge_explode * val_loss_first as early_jump
     from losses

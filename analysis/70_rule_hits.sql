@@ -241,8 +241,9 @@ diverged_exploded as (
 ),
 
 -- 70 constant_output (seed 001: the same output for every input): the prediction std across
--- inputs ended below pred_std_floor (TheDeepChecker: output variance zero). Onset: the first
--- window of the final flat stretch, after the last window where predictions still varied.
+-- inputs ended below pred_std_floor (TheDeepChecker: output variance zero), and the training
+-- loss stopped falling. Onset: the first window of the final flat stretch, after the last
+-- window where predictions still varied.
 constant_output_spread as (
     select
         run_id,
@@ -265,13 +266,19 @@ constant_output_spread as (
         from inputs
     )
     where pred_std_last < pred_std_floor
+        -- a slow learner still at chance whose training loss still falls: not yet (as rule 100)
+        and not coalesce(loss_still_falling, false)
 ),
 
 -- 80 overfitting: validation loss got worse by a margin that matters against what it had
 -- gained (or it never gained): its final windows' floor is overfit_val_rise above its best and
 -- gave back overfit_give_back of its gain, over at least two final windows, while training fit
 -- its data (down to overfit_train_fit of its first) and kept most of that fit (gave back at
--- most overfit_train_slack). Onset: the best validation loss.
+-- most overfit_train_slack). The gain is counted from the untrained evaluation; a log without
+-- one starts after training began, so it is counted from the chance loss where that is higher
+-- than the first logged point: a plateau reached in epoch 1 then wobbling up from 0.001 to
+-- 0.02 gave back 3 % of what it learned, not all of the little left after epoch 1.
+-- Onset: the best validation loss.
 overfitting_loss as (
     select
         run_id,
@@ -285,10 +292,15 @@ overfitting_loss as (
         printf('validation loss rose from its best %.3g (step %d) to %.3g (+%.0f%%, > %.0f%%) while train loss held at %.3g',
             val_loss_best, val_loss_best_step, val_loss_final, 100 * (val_loss_final / val_loss_best - 1),
             100 * overfit_val_rise, train_loss_final) as evidence
-    from inputs
+    from (
+        select
+            *,
+            case when has_baseline then val_loss_first else greatest(val_loss_first, chance_loss) end as val_loss_start
+        from inputs
+    )
     where val_loss_final_windows >= 2
         and val_loss_final_floor >= (1 + overfit_val_rise) * val_loss_best
-        and val_loss_final_floor - val_loss_best >= overfit_give_back * (val_loss_first - val_loss_best)
+        and val_loss_final_floor - val_loss_best >= overfit_give_back * (val_loss_start - val_loss_best)
         and coalesce(
             train_loss_final <= overfit_train_fit * train_loss_first
                 and train_loss_final - train_loss_best <= overfit_train_slack * (train_loss_first - train_loss_best),
@@ -348,7 +360,8 @@ constant_output_flat as (
 -- 1000 healthy: none of the above, noisy curves and early plateaus included. Its confidence
 -- says how much there was to judge by: low when learning could not be judged (no baseline and
 -- no chance level: see run_signals), when the run is still at chance (not above chance yet: a
--- slow learner, or too little to go on), or without a training loss; high when sigma_max or
+-- slow learner, or too little to go on), when its predictions barely vary yet while its loss
+-- still falls (a slow learner the spread rule left alone), or without a training loss; high when sigma_max or
 -- the prediction spread was logged too and the run ended near its best, no rule close to
 -- firing (validation loss within overfit_val_rise of its best, score within overfit_acc_drop,
 -- training loss within diverge_min_rise); medium otherwise.
@@ -358,7 +371,7 @@ healthy as (
         'healthy' as label,
         1000 as priority,
         case
-            when train_loss_first is null or not_learning is null or not_learning then 'low'
+            when train_loss_first is null or not_learning is null or not_learning or slow_learner then 'low'
             when (sigma_last is not null or pred_std_last is not null)
                 and coalesce(val_loss_final <= (1 + overfit_val_rise) * val_loss_best, true)
                 and coalesce(coalesce(val_acc_final, val_r2_final) >= score_best - overfit_acc_drop, true)
@@ -380,11 +393,16 @@ healthy as (
                     || case when task_kind = 'regression' then 'log val_r2 or target_std to judge it' else 'give n_classes, or log val_acc, to judge it' end
                     || case when weight_decay >= l2_strong then printf(' (weight_decay %g >= %g: if it did not learn, suspect L2)', weight_decay, l2_strong) else '' end
                 when not_learning then 'not above chance yet: raise lr or train longer'
+                when slow_learner then printf('predictions barely vary yet (std %.3g < %.3g) but the loss still falls: a slow learner, raise lr or train longer', pred_std_last, pred_std_floor)
             end,
             case when val_loss_best is not null then printf('best val_loss %.3g at step %d', val_loss_best, val_loss_best_step) end,
             score_text,
             'no rule fired') as evidence
-    from inputs
+    from (
+        -- the constant-output spread rule's exemption (70): the same output for every input, so far
+        select *, coalesce(pred_std_last < pred_std_floor and loss_still_falling, false) as slow_learner
+        from inputs
+    )
 ),
 
 final as (

@@ -27,6 +27,9 @@ from tests.conftest import run_trial, tiny_trial
 
 CORPUS = Path(__file__).parent / "corpus"
 FOLDERS = {"corpus": CORPUS, "holdout": CORPUS / "holdout"}
+# and issue 13's log shapes (many-class language models, late divergence, slow learners at
+# chance), replayed by the pathology watch: the runs it must leave alone there are the slow ones
+SHAPE_FOLDERS = {"shapes": CORPUS / "shapes", "shapes_holdout": CORPUS / "shapes_holdout"}
 HEALTHY_RUNS = {"corpus": 28, "holdout": 17}
 # Diverged runs the defaults stop, measured: corpus diverged-08, -09, -10, -13 (of its 8
 # finite divergences; the other 7 went NaN/Inf, which the loop stops on by itself);
@@ -73,7 +76,7 @@ def replay(windows: list[float], watch: DivergenceWatch) -> int | None:
 def corpora() -> dict[str, tuple[dict[str, str], dict[str, list[float]]]]:
     """corpus name -> ({run_id: label}, {run_id: window losses})"""
     found = {}
-    for name, folder in FOLDERS.items():
+    for name, folder in (FOLDERS | SHAPE_FOLDERS).items():
         labels = {r["run_id"]: r["label"] for r in pq.read_table(folder / "labels.parquet").to_pylist()}
         windows = window_losses(folder)
         assert set(windows) == set(labels)
@@ -391,17 +394,21 @@ def pathology_replay(folder: Path, windows: dict[str, list[float]]) -> dict[str,
 
 
 # Measured: corpus 10/10 collapsed and 7/10 constant runs, held-out 7/8 and 6/8 (the one
-# collapsed run left, ho-l2_collapsed-03, still learned a little: balanced accuracy 0.56).
+# collapsed run left, ho-l2_collapsed-03, still learned a little: balanced accuracy 0.56);
+# shapes 2/2 and 1/2 (lm-constant_output-01, shuffled labels, still predicts with a spread),
+# shapes_holdout 2/2 and 2/2; the slow learners at chance in both are left to run.
 PATHOLOGIES_CAUGHT = {
     "corpus": {"l2_collapsed": 10, "constant_output": 7},
     "holdout": {"l2_collapsed": 7, "constant_output": 6},
+    "shapes": {"l2_collapsed": 2, "constant_output": 1},
+    "shapes_holdout": {"l2_collapsed": 2, "constant_output": 2},
 }
 
 
-@pytest.mark.parametrize("name", sorted(FOLDERS))
+@pytest.mark.parametrize("name", sorted(FOLDERS | SHAPE_FOLDERS))
 def test_the_pathology_watch_stops_no_healthy_or_overfitting_run_and_names_what_it_stops(corpora, name):
     labels, windows = corpora[name]
-    stopped = pathology_replay(FOLDERS[name], windows)
+    stopped = pathology_replay((FOLDERS | SHAPE_FOLDERS)[name], windows)
     false_alarms = [r for r in stopped if labels[r] in ("healthy", "overfitting")]
     assert false_alarms == []
     for label, caught in PATHOLOGIES_CAUGHT[name].items():
