@@ -43,7 +43,8 @@ join runs r on r.run_id = o.follow_up
 where o.follow_up_sweep = $sweep
 order by r.trial_index
 """
-UNTRIED = """
+# The fixed sweep's runs: the before side of a run listed without a trial.
+ORIGINALS = """
 select d.run_id, d.label as label_before, res.score, res.best_score as best_before
 from diagnosis d
 join run_results res using (run_id)
@@ -214,7 +215,7 @@ def before_after(warehouse: Path, plan: FixPlan) -> pa.Table:
     best validation score, the follow-up's, and whether the fix worked (the follow-up is healthy)."""
     table = run_query(warehouse, PAIRS, {"sweep": plan.name}).to_pylist()
     tried = {r["run_id"] for r in table}
-    originals = {r["run_id"]: r for r in run_query(warehouse, UNTRIED, {"sweep": plan.sweep}).to_pylist()}
+    originals = {r["run_id"]: r for r in run_query(warehouse, ORIGINALS, {"sweep": plan.sweep}).to_pylist()}
     for item in plan.listed:
         if item.run_id not in tried and item.run_id in originals:
             tried.add(item.run_id)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import tomllib
 
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 
 from rnnsweep.jobs.config import OptimizerConfig, TrialConfig
 from rnnsweep.service.cli import app
-from rnnsweep.service.fix import FollowUp, Listed, _applied, fix_grid_text, plan_fix
+from rnnsweep.service.fix import FollowUp, Listed, _applied, before_after, fix_grid_text, plan_fix
 from rnnsweep.service.query import run_query
 from rnnsweep.service.report_html import build_report
 from rnnsweep.service.spec import build_grid, load_grid
@@ -132,6 +133,14 @@ def test_fix_writes_the_diagnosed_changes_and_submit_shows_before_and_after(tmp_
     )
     assert {(p["sweep"], p["follow_up_sweep"]) for p in pairs} == {("ills", "ills-fix")}
     assert all(p["fixed"] == (p["label_after"] == "healthy") for p in pairs)
+    # advice no trial carries is a row too: the run's before side, and why nothing was tried
+    listed = Listed(healthy, "healthy", "stop at step 8", "no grid key stops at a step")
+    rows = before_after(warehouse, dataclasses.replace(plan, listed=[listed])).to_pylist()
+    assert rows[-1] | {"best_before": None} == {
+        "run_id": healthy, "label_before": "healthy", "label_after": None, "score": "val_acc", "best_before": None,
+        "best_after": None, "fixed": None, "follow_up": None, "note": "no trial: stop at step 8: no grid key stops at a step",
+    }  # fmt: skip
+    assert rows[-1]["best_before"] > 0.5
     for sweep in ("ills", "ills-fix"):
         page = build_report(warehouse, sweep)
         assert "<h2>Fixes tried</h2>" in page and f"{fixed} of 2 runs fixed" in page
