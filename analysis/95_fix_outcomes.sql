@@ -19,7 +19,7 @@ labels as (
 results as (
     select run_id, score, best_score, best_val_loss, best_val_acc, best_val_r2 from run_results
 ),
-paired as (
+final as (
     select
         follow_ups.fixes as run_id,
         originals.sweep,
@@ -43,4 +43,4 @@ paired as (
     left join results as original_result on original_result.run_id = follow_ups.fixes
     left join results as follow_up_result on follow_up_result.run_id = follow_ups.run_id
 )
-select * from paired;
+select * from final;
