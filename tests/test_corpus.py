@@ -278,6 +278,14 @@ def test_log_shapes_held_out(level, tmp_path):
             assert (row["label"], row["confidence"]) == ("healthy", "low"), run
 
 
+def print_confusion(confusion: Counter, truths) -> None:
+    """A markdown confusion matrix: a row per true label in `truths`, a column per diagnosis."""
+    print("| truth \\ diagnosis | " + " | ".join(LABELS) + " |")
+    print("|---" * (len(LABELS) + 1) + "|")
+    for t in truths:
+        print(f"| {t} | " + " | ".join(str(confusion[(t, p)]) for p in LABELS) + " |")
+
+
 def report_shapes(name: str) -> None:
     """shapes/ or shapes_holdout/ at both levels, as report() prints the corpora."""
     import tempfile
@@ -294,10 +302,7 @@ def report_shapes(name: str) -> None:
             f"\n{name} / {level}: {right}/{len(labels)} right, macro-F1 {macro_f1(confusion, present):.3f} "
             f"(over {', '.join(present)}), false alarms {len(alarms)}/{len(healthy)}: {', '.join(alarms) or 'none'}"
         )
-        print("| truth \\ diagnosis | " + " | ".join(LABELS) + " |")
-        print("|---" * (len(LABELS) + 1) + "|")
-        for t in present:
-            print(f"| {t} | " + " | ".join(str(confusion[(t, p)]) for p in LABELS) + " |")
+        print_confusion(confusion, present)
         print("| run | truth | diagnosis | confidence |\n|---|---|---|---|")
         for r in labels:
             mark = "" if found[r]["label"] == labels[r]["label"] else " (wrong)"
@@ -325,10 +330,7 @@ def report() -> None:
             f"\n{corpus} / {shape}: {right}/{len(labels)} right, macro-F1 {macro_f1(confusion):.3f}, "
             f"false alarms {alarms}/{len(healthy)}"
         )
-        print("| truth \\ diagnosis | " + " | ".join(LABELS) + " |")
-        print("|---" * (len(LABELS) + 1) + "|")
-        for t in LABELS:
-            print(f"| {t} | " + " | ".join(str(confusion[(t, p)]) for p in LABELS) + " |")
+        print_confusion(confusion, LABELS)
         for level in ("high", "medium", "low"):
             runs = [r for r in labels if found[r]["confidence"] == level]
             ok = sum(found[r]["label"] == labels[r]["label"] for r in runs)
