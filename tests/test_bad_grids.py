@@ -149,9 +149,10 @@ def test_files_that_cannot_be_grids(folder):
         assert result.stderr.strip() == f"error: {path}: {problem}"
     binary = folder / "binary.toml"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
-    _, warehouse, result = submit(folder, "", "unused.toml")  # a valid-looking sibling changes nothing
+    warehouse = folder / "data" / "wh.duckdb"
     result = CliRunner().invoke(app, ["submit", str(binary), "-w", str(warehouse), "-q"])
-    assert result.exit_code == 2 and result.stderr.strip() == f"error: {binary}: not UTF-8 text"
+    assert_refused(folder, warehouse, result)
+    assert result.stderr.strip() == f"error: {binary}: not UTF-8 text"
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file: permission bits cannot make it unreadable")
