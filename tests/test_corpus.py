@@ -18,7 +18,11 @@ recall, never a false alarm.
 The rules were revised while looking at tests/corpus; tests/corpus/holdout was generated
 afterwards (other seeds, sizes, fault strengths). It was scored untuned until issue 13; that
 revision saw its misses (see tests/corpus/README.md), so its floors are what generalisation
-is held to, not an untouched estimate."""
+is held to, not an untouched estimate. tests/corpus/holdout2 (make_corpus.py --holdout2) was
+generated after that revision, its configurations chosen on the manifestation checks alone, and
+scored once, with the rules as they were: its figures below are what was measured then, the
+honest estimate, recorded so that a regression fails (where the generic floor, false-alarm limit
+or trap check does not hold on it, its own measured entry says so; nothing was tuned on it)."""
 
 from __future__ import annotations
 
@@ -42,6 +46,12 @@ FLOORS = {
     ("holdout", "per_step"): 0.7,
     ("holdout", "epoch_baseline"): 0.7,
     ("holdout", "epoch_no_baseline"): 0.7,
+    # holdout2, measured untouched (the lowest per-class precision or recall): per step 6/9
+    # diverged runs found (0.667), epoch level with the baseline 17/24 healthy verdicts right
+    # (0.708), without it 16/25 (0.640). The 0.7 of holdout/ fails at per_step and no_baseline.
+    ("holdout2", "per_step"): 0.66,
+    ("holdout2", "epoch_baseline"): 0.7,
+    ("holdout2", "epoch_no_baseline"): 0.64,
 }
 # (runs right, macro-F1) as measured; a regression fails. The epoch-level shapes lose the
 # regression runs with a constant output or an L2 collapse (2 + 2 in each corpus, 3 + 2 on the
@@ -55,8 +65,16 @@ MEASURED = {
     ("holdout", "per_step"): (47, 0.943),
     ("holdout", "epoch_baseline"): (43, 0.868),
     ("holdout", "epoch_no_baseline"): (43, 0.868),
+    # holdout2, untouched (first and only measurement; macro-F1 0.8855 / 0.8541 / 0.8024)
+    ("holdout2", "per_step"): (42, 0.885),
+    ("holdout2", "epoch_baseline"): (40, 0.854),
+    ("holdout2", "epoch_no_baseline"): (37, 0.802),
 }
 MAX_FALSE_ALARMS = 0.03  # share of healthy runs given any other label, at every shape
+# Healthy runs given another label where that was measured on an untouched set: recorded, never
+# fixed by tuning on it. holdout2 without the baseline: h2-healthy-11 (noisy trap, batch 6) is
+# `diverged` (medium): its first logged epoch's mean train loss (0.0207) is below its last (0.1).
+KNOWN_FALSE_ALARMS = {("holdout2", "epoch_no_baseline"): {"h2-healthy-11"}}
 MIN_HIGH_PRECISION = 0.95  # a `high` verdict is right at least this often, at every shape
 EVALUATIONS = ("val_loss", "train_acc", "val_acc")  # what an epoch-level log holds beside train_loss
 
@@ -132,7 +150,7 @@ def confusion_of(key, found) -> Counter:
     return Counter((labels[r]["label"], found[r]["label"]) for r in labels)
 
 
-@pytest.mark.parametrize(("corpus", "per_class"), [("corpus", 10), ("holdout", 7)])
+@pytest.mark.parametrize(("corpus", "per_class"), [("corpus", 10), ("holdout", 7), ("holdout2", 7)])
 def test_each_corpus_covers_every_label_with_traps(corpus, per_class):
     labels = truth(corpus)
     counts = Counter(r["label"] for r in labels.values())
@@ -141,9 +159,17 @@ def test_each_corpus_covers_every_label_with_traps(corpus, per_class):
     assert all(r["manifested"] for r in labels.values())
     if corpus == "holdout":
         assert not set(labels) & set(truth("corpus"))  # no run shared with the tuning corpus
+    if corpus == "holdout2":  # no run id and no configuration shared with the sets before it
+        assert not set(labels) & (set(truth("corpus")) | set(truth("holdout")))
+
+        def configs(name: str) -> set[tuple]:
+            rows = pq.read_table(folder(name) / "params.parquet").drop_columns(["run_id"]).to_pylist()
+            return {tuple(sorted(row.items())) for row in rows}
+
+        assert not configs("holdout2") & (configs("corpus") | configs("holdout"))
 
 
-@pytest.mark.parametrize("corpus", ["corpus", "holdout"])
+@pytest.mark.parametrize("corpus", ["corpus", "holdout", "holdout2"])
 def test_the_epoch_level_reduction_is_the_one_metrics_minimal_was_made_with(corpus):
     minimal = folder(corpus) / "metrics_minimal.parquet"
     derived = epoch_level(corpus, with_baseline=False)
@@ -171,10 +197,12 @@ def test_runs_right_and_macro_f1_hold_what_was_measured(diagnosed):
 def test_healthy_runs_and_traps_are_left_alone(diagnosed):
     key, found = diagnosed
     healthy = [r for r in truth(key[0]).values() if r["label"] == "healthy"]
+    known = KNOWN_FALSE_ALARMS.get(key, set())
     false_alarms = [r["run_id"] for r in healthy if found[r["run_id"]]["label"] != "healthy"]
-    assert len(false_alarms) / len(healthy) <= MAX_FALSE_ALARMS, (key, false_alarms)
+    new = [r for r in false_alarms if r not in known]
+    assert len(new) / len(healthy) <= MAX_FALSE_ALARMS, (key, false_alarms)
     traps = [r["run_id"] for r in healthy if r["trap"] != "none"]
-    assert [t for t in traps if found[t]["label"] != "healthy"] == []
+    assert [t for t in traps if found[t]["label"] != "healthy" and t not in known] == []
 
 
 def test_high_confidence_is_right_and_abstentions_say_so(diagnosed):
