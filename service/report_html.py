@@ -273,7 +273,7 @@ def _fix_table(pairs: list[dict]) -> str:
         )
     return (
         "<h2>Fixes tried</h2>"
-        f'<p class="meta">{len(fixed)} of {len(tried)} runs fixed: a follow-up trial of `rnnsweep fix` labelled healthy.</p>'
+        f'<p class="meta">{len(fixed)} of {len(tried)} runs fixed: a follow-up trial of <code>rnnsweep fix</code> labelled healthy.</p>'
         f'<table class="runs"><tr>{head}</tr>{"".join(rows)}</table>'
     )
 
