@@ -3,7 +3,8 @@
 -- Diagnosis inputs: run_features with the signals that more than one rule, the fixes or the
 -- healthy verdict read: the run's best validation score (val_acc, else val_r2) with its chance
 -- level in words, the spread below which predictions count as constant, whether the run
--- learned at all, and whether its training loss jumped above the untrained model's early on.
+-- learned at all, whether it is a slow learner (constant so far, loss still falling), and
+-- whether its training loss jumped above the untrained model's early on.
 -- "Learned" is judged only against what the log lets us know: the score against its chance
 -- level; else the best loss against the chance loss (ln C; the targets' variance), or against
 -- an untrained evaluation at step 0 when it barely moved from it. A loss that fell from the
@@ -73,6 +74,9 @@ final as (
             when score_best is not null and chance_score is not null then at_chance
             else loss_flat
         end as not_learning,
+        -- the same output for every input so far, but still learning: the spread rule leaves it,
+        -- the healthy verdict says so
+        coalesce(pred_std_last < pred_std_floor and loss_still_falling, false) as slow_learner,
         case when score_best is not null then printf('best %s %.3g, chance %.3g', score_name, score_best, chance_score) end as score_text
     from signals
 )

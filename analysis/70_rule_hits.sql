@@ -266,8 +266,7 @@ constant_output_spread as (
         from inputs
     )
     where pred_std_last < pred_std_floor
-        -- a slow learner still at chance whose training loss still falls: not yet (as rule 100)
-        and not coalesce(loss_still_falling, false)
+        and not slow_learner  -- its loss still falls: not yet (as rule 100)
 ),
 
 -- 80 overfitting: validation loss got worse by a margin that matters against what it had
@@ -398,11 +397,7 @@ healthy as (
             case when val_loss_best is not null then printf('best val_loss %.3g at step %d', val_loss_best, val_loss_best_step) end,
             score_text,
             'no rule fired') as evidence
-    from (
-        -- the constant-output spread rule's exemption (70): the same output for every input, so far
-        select *, coalesce(pred_std_last < pred_std_floor and loss_still_falling, false) as slow_learner
-        from inputs
-    )
+    from inputs
 ),
 
 final as (

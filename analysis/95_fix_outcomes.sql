@@ -4,11 +4,11 @@
 -- names the original) beside the run it fixes. Each side's label (the diagnosis) and best
 -- validation score, the score being the original's (run_results.score: val_acc or val_r2
 -- where it logged one, higher is better; else val_loss), so both sides are compared on the
--- same number. `fixed`: the follow-up is labelled healthy. A follow-up whose original is no
+-- same number. `fixed`: the follow-up is labelled healthy. follow_up_index: its place in its grid. A follow-up whose original is no
 -- longer in the warehouse keeps its row, with the before side null.
 create or replace view fix_outcomes as
 with follow_ups as (
-    select run_id, sweep, fixes, status from run_params where fixes is not null
+    select run_id, sweep, trial_index, fixes, status from run_params where fixes is not null
 ),
 originals as (
     select run_id, sweep from run_params
@@ -26,6 +26,7 @@ final as (
         original_label.label as label_before,
         follow_ups.run_id as follow_up,
         follow_ups.sweep as follow_up_sweep,
+        follow_ups.trial_index as follow_up_index,
         follow_ups.status as follow_up_status,
         follow_up_label.label as label_after,
         original_result.score,

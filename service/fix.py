@@ -39,9 +39,8 @@ PAIRS = """
 select o.run_id, o.label_before, o.label_after, o.score, o.best_before, o.best_after, o.fixed, o.follow_up,
     case when o.follow_up_status <> 'finished' then o.follow_up_status end as note
 from fix_outcomes o
-join runs r on r.run_id = o.follow_up
 where o.follow_up_sweep = $sweep
-order by r.trial_index
+order by o.follow_up_index
 """
 # The fixed sweep's runs: the before side of a run listed without a trial.
 ORIGINALS = """

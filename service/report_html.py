@@ -39,11 +39,10 @@ where metric in ('train_loss', 'val_loss') and run_id in (select run_id from run
 group by all
 """
 FIX_PAIRS = """
-select o.*
-from fix_outcomes o
-join runs r on r.run_id = o.follow_up
-where $sweep in (o.sweep, o.follow_up_sweep)
-order by o.follow_up_sweep, r.trial_index
+select *
+from fix_outcomes
+where $sweep in (sweep, follow_up_sweep)
+order by follow_up_sweep, follow_up_index
 """
 
 
