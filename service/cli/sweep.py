@@ -180,7 +180,7 @@ def fix(
     fmt: FormatOption = OutputFormat.table,
     quiet: QuietOption = False,
 ) -> None:
-    """Turn each fix of the runs not labelled healthy into a follow-up trial: a grid of [[trial]]
+    """Turn each fix of the runs not labelled healthy into a follow-up trial: a grid of \\[\\[trial]]
     tables, each recording the run it fixes. Advice that is no config change is listed, with why."""
     from rnnsweep.service.fix import before_after, fix_summary, plan_fix, write_fix_grid
 
