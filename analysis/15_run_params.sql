@@ -7,7 +7,8 @@
 -- optimizer.name -> optimizer. Imported runs (`rnnsweep import`) keep their params flat
 -- ({"lr": ..., "weight_decay": ..., "task": "classification"}), so the common ones are
 -- read from either shape. task_kind (classification | regression) and n_classes give the
--- diagnosis its chance level. A run of your own training loop (sweep.entrypoint, or a Run in
+-- diagnosis its chance level, and target_std (the targets' spread, which an import may give)
+-- a regression's. A run of your own training loop (sweep.entrypoint, or a Run in
 -- a plain script) keeps its hyper-parameters flat in its [params], read like an import's:
 -- the built-in sections it carries are defaults it never read. factory, args (the model
 -- factory's keyword arguments, JSON), entrypoint, code and params (JSON) say whose code ran.
@@ -42,6 +43,7 @@ final as (
             case config ->> '$.task' when 'events' then 2 when 'sequences4' then 4 end,
             try_cast(config ->> '$.n_classes' as bigint)
         ) as n_classes,
+        try_cast(config ->> '$.target_std' as double) as target_std,
         try_cast(config ->> '$.seed' as bigint) as seed,
         try_cast(config ->> '$.epochs' as bigint) as epochs,
         try_cast(config ->> '$.evals_per_epoch' as bigint) as evals_per_epoch,

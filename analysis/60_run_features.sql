@@ -11,7 +11,7 @@
 -- or the last alone when that holds one logged point: an epoch-level log's last epoch), for a
 -- late jump. Joined with the hyper-parameters the fixes refer to, and with the chance level of
 -- the run's score and loss (1/C and ln C for C classes; 0 and the target variance for
--- regression). has_baseline: the log holds an untrained evaluation (a validation metric at
+-- regression, its spread logged at step 0 or given in an import's params). has_baseline: the log holds an untrained evaluation (a validation metric at
 -- step 0 with no training loss there; a training loss at step 0 means step 0 is the end of a
 -- first epoch, as in a Keras CSV). With one, the best validation score skips that untrained
 -- window. A trial the early stop ended (training.early_stop logged early_stopped) carries that
@@ -85,7 +85,7 @@ pivoted as (
         any_value(first_value) filter (where metric = 'pred_std') as pred_std_first,
         any_value(last_value) filter (where metric = 'pred_std') as pred_std_last,
         any_value(series) filter (where metric = 'pred_std') as pred_std_series,
-        any_value(first_value) filter (where metric = 'target_std') as target_std,
+        any_value(first_value) filter (where metric = 'target_std') as logged_target_std,
         any_value(first_value) filter (where metric = 'n_classes') as logged_n_classes,
         bool_or(metric = 'val_r2') as has_r2
     from per_metric
@@ -121,21 +121,25 @@ early_stops as (
     group by staging_metrics.run_id
 ),
 params as (
-    select run_id, sweep, task_kind, n_classes, optimizer, lr, beta1, weight_decay, weight_decay_on, clip_grad_norm, lr_schedule
+    select
+        run_id, sweep, task_kind, n_classes, optimizer, lr, beta1, weight_decay, weight_decay_on, clip_grad_norm, lr_schedule,
+        target_std as given_target_std
     from run_params
 ),
 baselined as (
     select
         *,
         coalesce(eval_first_step = 0 and coalesce(train_loss_first_step > 0, true), false) as has_baseline,
-        coalesce(params.n_classes, try_cast(pivoted.logged_n_classes as bigint)) as classes
+        coalesce(params.n_classes, try_cast(pivoted.logged_n_classes as bigint)) as classes,
+        -- the targets' spread: logged at step 0 by rnnsweep, else given in an import's params
+        coalesce(pivoted.logged_target_std, params.given_target_std) as target_std
     from params
     join pivoted using (run_id)
     left join val_descent using (run_id)
 ),
 final as (
     select
-        * exclude (logged_n_classes, has_r2, val_acc_trained_best, val_r2_trained_best)
+        * exclude (logged_n_classes, logged_target_std, given_target_std, has_r2, val_acc_trained_best, val_r2_trained_best)
             replace (
                 -- the task's kind, from the params or the metrics it logs (R2: regression)
                 case

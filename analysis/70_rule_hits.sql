@@ -424,7 +424,7 @@ healthy as (
                         else printf('no baseline: the log starts at step %d, after training began, and no chance level is known, so a flat loss cannot tell "did not learn" from "learned early"; ',
                             least(eval_first_step, train_loss_first_step))
                     end
-                    || case when task_kind = 'regression' then 'log val_r2 or target_std to judge it' else 'give n_classes, or log val_acc, to judge it' end
+                    || case when task_kind = 'regression' then 'log val_r2, or give target_std in the params, to judge it' else 'give n_classes, or log val_acc, to judge it' end
                     || case when weight_decay >= l2_strong then printf(' (weight_decay %g >= %g: if it did not learn, suspect L2)', weight_decay, l2_strong) else '' end
                 when not_learning then 'not above chance yet: raise lr or train longer'
                 when slow_learner then printf('predictions barely vary yet (std %.3g < %.3g) but the loss still falls: a slow learner, raise lr or train longer', pred_std_last, pred_std_floor)

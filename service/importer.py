@@ -7,7 +7,8 @@ one path: an `epoch` metric becomes the epoch column, an empty value is NaN, met
 read as the canonical ones (importers/names.py, plus `--map`), and the params come from the
 source where it has them, overridden by PARAMS (`run_id` plus hyper-parameter columns: lr,
 weight_decay, optimizer, beta1, beta2, batch_size, clip_grad_norm, cell, hidden, epochs,
-n_train, task = classification | regression, n_classes, or any other).
+n_train, task = classification | regression, n_classes, target_std (the regression targets'
+standard deviation: it gives a loss-only regression log its chance level), or any other).
 
 Every value is range-checked here, where it enters, so nothing accepted can break a view
 later: steps are whole numbers from 0 to below 2**40 (about 1.1e12: more than any training
@@ -51,6 +52,7 @@ KNOWN_PARAMS = (
     "n_train",
     "task",
     "n_classes",
+    "target_std",
 )
 TASKS = ("classification", "regression")
 MAX_STEP = 2**40
@@ -198,6 +200,14 @@ def checked_params(run_id: str, params: dict, labels: dict[str, str], source_lab
     if task is not None and task not in TASKS:
         raise UserError(
             f"{origin('task')}: column 'task': run {run_id!r} has {task!r}; expected one of {', '.join(TASKS)}"
+        )
+    target_std = params.get("target_std")  # a regression's chance loss is the targets' variance
+    if target_std is not None and not (
+        isinstance(target_std, int | float) and not isinstance(target_std, bool) and target_std > 0
+    ):
+        raise UserError(
+            f"{origin('target_std')}: column 'target_std': run {run_id!r} has {target_std!r}; "
+            "expected the targets' standard deviation, a number > 0"
         )
     n_classes = params.get("n_classes")
     if n_classes is None:

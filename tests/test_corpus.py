@@ -231,6 +231,41 @@ def test_every_diagnosis_names_its_evidence_and_a_fix(diagnosed):
             )
 
 
+def params_with_spread(corpus: str, into: Path) -> Path:
+    """The corpus's params file plus `target_std`, the regression targets' spread (what rnnsweep
+    logs at step 0), as a user would give it beside a loss-only log."""
+    path = into / f"{corpus}-params-spread.parquet"
+    duckdb.sql(f"""
+        copy (
+            select params.*, spread.value as target_std
+            from '{folder(corpus) / "params.parquet"}' params
+            left join (select run_id, value from '{folder(corpus) / "metrics.parquet"}' where metric = 'target_std') spread
+                using (run_id)
+        ) to '{path}' (format parquet)
+    """)
+    return path
+
+
+# The epoch-level log from epoch 1 (no baseline), with the targets' spread given in the params:
+# the regression runs' chance loss is then known, so none abstains. (runs right, macro-F1) measured
+# after the revision that saw holdout2; a regression fails.
+WITH_SPREAD = {"corpus": (74, 0.986), "holdout": (48, 0.963), "holdout2": (43, 0.908)}
+
+
+@pytest.mark.parametrize("corpus", sorted(WITH_SPREAD))
+def test_the_targets_spread_given_in_the_params_ends_the_regression_abstentions(corpus, tmp_path):
+    params = params_with_spread(corpus, tmp_path)
+    import_runs(tmp_path / "wh.duckdb", shape_file(corpus, "epoch_no_baseline", tmp_path), params, corpus)
+    found = {r["run_id"].removeprefix(f"{corpus}:"): r for r in diagnose(tmp_path / "wh.duckdb", corpus).to_pylist()}
+    labels = truth(corpus)
+    assert not [r for r, row in found.items() if row["evidence"].startswith(("no baseline", "no chance level"))]
+    assert not [r for r in labels if labels[r]["label"] == "healthy" and found[r]["label"] != "healthy"]
+    confusion = Counter((labels[r]["label"], found[r]["label"]) for r in labels)
+    right, f1 = WITH_SPREAD[corpus]
+    assert sum(confusion[(label, label)] for label in LABELS) >= right, confusion
+    assert macro_f1(confusion) >= f1 - 5e-4, confusion
+
+
 # tests/corpus/shapes (make_shapes.py): runs in the shapes issue 13 names, a development set
 # built after the rules were revised (many-class language-model-like runs whose log holds loss
 # only, late divergence, slow learners at chance). Every run gets its label at both shapes.
@@ -377,6 +412,22 @@ def report() -> None:
         print(
             "wrong: "
             + ", ".join(f"{r} ({labels[r]['label']} -> {found[r]['label']}/{found[r]['confidence']})" for r in missed)
+        )
+
+    for corpus in sorted(WITH_SPREAD):
+        with tempfile.TemporaryDirectory() as tmp:
+            params = params_with_spread(corpus, Path(tmp))
+            import_runs(Path(tmp) / "wh.duckdb", shape_file(corpus, "epoch_no_baseline", Path(tmp)), params, corpus)
+            found = {
+                r["run_id"].removeprefix(f"{corpus}:"): r for r in diagnose(Path(tmp) / "wh.duckdb", corpus).to_pylist()
+            }
+        labels = truth(corpus)
+        confusion = Counter((labels[r]["label"], found[r]["label"]) for r in labels)
+        alarms = sum(found[r]["label"] != "healthy" for r in labels if labels[r]["label"] == "healthy")
+        print(
+            f"\n{corpus} / epoch_no_baseline, target_std in the params: "
+            f"{sum(confusion[(label, label)] for label in LABELS)}/{len(labels)} right, "
+            f"macro-F1 {macro_f1(confusion):.3f}, false alarms {alarms}"
         )
 
     for name in ("shapes", "shapes_holdout"):

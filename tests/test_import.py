@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rnnsweep.service.cli import app
+from rnnsweep.service.diagnose import diagnose
 from rnnsweep.service.errors import UserError
 from rnnsweep.service.importer import import_runs
 from rnnsweep.service.query import run_query
@@ -135,6 +136,12 @@ def test_parquet_import(tmp_path):
             "p.csv: column 'n_classes': run '1' has 1; expected a whole number >= 2",
         ),
         (GOOD, "run_id,task,n_classes\n1,regression,1.5\n", "p.csv: column 'n_classes': run '1' has 1.5"),
+        (
+            GOOD,
+            "run_id,task,target_std\n1,regression,0\n",
+            "p.csv: column 'target_std': run '1' has 0; expected the targets' standard deviation, a number > 0",
+        ),
+        (GOOD, "run_id,target_std\n1,wide\n", "p.csv: column 'target_std': run '1' has 'wide'"),
         (GOOD, "lr\n0.1\n", "p.csv: missing column 'run_id'"),
     ],
 )
@@ -158,6 +165,33 @@ def test_n_classes_of_one_on_a_regression_run_is_accepted_and_ignored(tmp_path):
     assert read == [{"task_kind": "regression", "n_classes": None}] * 2
     configs = run_query(warehouse, "select config->>'$.n_classes' as n from runs").column("n").to_pylist()
     assert configs == [None, None]
+
+
+def test_a_regression_log_of_loss_only_is_judged_by_the_targets_spread_given_in_the_params(tmp_path):
+    """Loss only, per epoch, no untrained evaluation: without the targets' spread the diagnosis
+    cannot tell "predicts their mean" from "learned the task" and abstains; with it, a validation
+    loss at the targets' variance is no learning at all."""
+    metrics = "run_id,step,epoch,metric,value\n" + "".join(
+        f"{run},{e * 10},{e},{m},{v}\n"
+        for run, level in (("flat", 0.25), ("learns", None))
+        for e in range(1, 9)
+        for m, v in (("train_loss", level or 0.25 / e), ("val_loss", level or 0.26 / e))
+    )
+    source = write(tmp_path, "m.csv", metrics)
+    verdicts = {}
+    for given in ("", ",0.5"):  # a spread of 0.5: variance 0.25, the flat run's loss
+        params = write(tmp_path, "p.csv", "run_id,task" + (",target_std" if given else "") + "\n")
+        params.write_text(params.read_text() + "".join(f"{run},regression{given}\n" for run in ("flat", "learns")))
+        import_runs(tmp_path / "wh.duckdb", source, params, "reg")
+        rows = diagnose(tmp_path / "wh.duckdb", "reg").to_pylist()
+        verdicts[given] = {r["run_id"]: (r["label"], r["confidence"], r["evidence"]) for r in rows}
+    assert {run: v[:2] for run, v in verdicts[""].items()} == {
+        "reg:flat": ("healthy", "low"),
+        "reg:learns": ("healthy", "low"),
+    }
+    assert verdicts[""]["reg:flat"][2].startswith("no baseline")
+    assert verdicts[",0.5"]["reg:flat"][0] == "constant_output"
+    assert verdicts[",0.5"]["reg:learns"][0] == "healthy"
 
 
 def test_other_refusals(tmp_path):
