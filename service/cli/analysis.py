@@ -139,7 +139,8 @@ def import_(
         Optional[Path],
         typer.Option(
             help="Hyper-parameters: run_id plus any columns (lr, weight_decay, task, n_classes, ...); "
-            "they override what the source holds."
+            "they override what the source holds. target_std, the regression targets' standard deviation, "
+            "lets a log of loss only be judged against predicting their mean."
         ),
     ] = None,
     source_format: Annotated[
