@@ -10,6 +10,9 @@ held-out corpus" below and README.md.)
 looked at during a rules revision, with new data, seeds, sizes, model mixes and fault strengths;
 its configurations were chosen on the manifestation checks alone. See "The second held-out
 corpus" below and README.md. `--out DIR` writes the four files into DIR instead, e.g. to cmp.)
+(`--holdout3` builds the THIRD held-out corpus, into holdout3/, in the same way after holdout2/ had
+been scored: new data, seeds, sizes, model mixes, fault strengths and corruptions, and a few runs
+in the loss shapes users meet. See "The third held-out corpus" below and README.md.)
 
 Every run is trained in-process by rnnsweep's own code (`rnnsweep.jobs.entry.run_unit`,
 no Ray), so its metrics are exactly what a sweep would log. A healthy configuration is
@@ -204,6 +207,12 @@ def _one_letter(x, y, rng):
     return same, y
 
 
+def _random_constants(x, y, rng):
+    """Every sequence one constant (a fresh standard-normal draw per sequence) at every step and
+    channel: a different value for each input, none of it related to the label (holdout3/)."""
+    return np.broadcast_to(rng.normal(size=(x.shape[0], 1, 1)), x.shape).astype(x.dtype), y
+
+
 INPUT_FAULTS: dict[str, Callable] = {
     "zeroed_inputs": lambda x, y, rng: (np.zeros_like(x), y),
     "inputs_scaled_1e-6": lambda x, y, rng: (x * 1e-6, y),
@@ -222,9 +231,16 @@ INPUT_FAULTS: dict[str, Callable] = {
     "mean_sequence_inputs": lambda x, y, rng: (np.broadcast_to(x.mean(axis=0, keepdims=True), x.shape).copy(), y),
     "one_letter_inputs": lambda x, y, rng: _one_letter(x, y, rng),
     "targets_x1e25": lambda x, y, rng: (x, y * 1e25),
+    # Third held-out set's variants (holdout3/).
+    "inputs_scaled_1e-9": lambda x, y, rng: (x * 1e-9, y),
+    "constant_inputs_-0.3": lambda x, y, rng: (np.full_like(x, -0.3), y),
+    "random_constant_sequences": lambda x, y, rng: _random_constants(x, y, rng),
+    "targets_x1e22": lambda x, y, rng: (x, y * 1e22),
 }
 TRAIN_ONLY_FAULTS: dict[str, Callable] = {
     "shuffled_labels": lambda x, y, rng: (x, rng.permutation(y)),
+    # holdout3/: every training label moved to the next row (an off-by-one join of inputs and labels)
+    "labels_off_by_one": lambda x, y, rng: (x, np.roll(y, 1, axis=0)),
 }
 
 
@@ -752,11 +768,202 @@ def holdout2_corpus() -> list[Run]:
     return h2_healthy_runs() + h2_l2_runs() + h2_diverged_runs() + h2_constant_output_runs() + h2_overfitting_runs()
 
 
+# ---------------------------------------------------------------------------------------
+# The third held-out corpus (`--holdout3`, written to holdout3/). Made after holdout2/ had been
+# scored, and untouched in the same way: its configurations were chosen on the manifestation
+# checks alone (and, for the few runs built to a loss shape, on their loss curves), with no
+# diagnosis run. The same classes, fault families, traps and checks; no run id or configuration
+# shared with the corpus, holdout/ or holdout2/: data seeds 401+ (five input channels on the
+# events, two on the waves, 12-dim word vectors, 352 validation sequences, other sizes, lengths,
+# positive rates and noise), trial seeds 401+, other cell/direction/optimizer mixes (SGD with
+# momentum on an events LSTM and on a words GRU, Adam with beta1 0.8, RMSprop with momentum on a
+# bidirectional LSTM, a bidirectional Elman RNN), other fault strengths and new corruptions in
+# each family, and a few runs in the shapes users meet: a divergence in the second half of
+# training, an overfit after a long plateau, mild overfits, regression as well as classifiers.
+
+H3_EVENTS = DataConfig(seed=401, n_train=960, n_val=352, seq_len=34, n_features=5, positive_rate=0.16, noise=0.2)
+H3_EVENTS_EASY = DataConfig(seed=402, n_train=576, n_val=352, seq_len=22, n_features=5, positive_rate=0.4, noise=0.05)
+H3_WAVES = DataConfig(seed=403, n_train=1344, n_val=352, seq_len=26, n_features=2, noise=0.14)
+H3_WORDS = DataConfig(seed=404, n_train=2560, n_val=352, seq_len=9, target_dim=12)
+H3_WAVES_BIG = DataConfig(seed=405, n_train=5376, n_val=352, seq_len=26, n_features=2, noise=0.14)
+H3_WORDS_BIG = DataConfig(seed=406, n_train=9728, n_val=352, seq_len=9, target_dim=12)
+
+
+def h3_tiny(task: str, n_train: int, seed: int, noise: float) -> DataConfig:
+    """A small, noisy training set for the holdout3 overfitting runs (full-size validation)."""
+    if task == "word_vectors":
+        return DataConfig(seed=seed, n_train=n_train, n_val=352, seq_len=9, target_dim=12)
+    if task == "events":
+        return DataConfig(seed=seed, n_train=n_train, n_val=352, seq_len=34, n_features=5, positive_rate=0.3,
+                          noise=noise)  # fmt: skip
+    return DataConfig(seed=seed, n_train=n_train, n_val=352, seq_len=26, n_features=2, noise=noise)
+
+
+B8 = (0.8, 0.999)  # Adam with a shorter first-moment memory
+H3_BASE = {
+    "ev_lstm_sgdm": trial("events", H3_EVENTS, cell="lstm", hidden=44, opt="sgd", lr=0.2, momentum=0.9, clip=1.5,
+                          pos_weight=3.5, epochs=10, seed=401),  # lr 0.1: balanced acc 0.63
+    "ev_gru_bi_rms": trial("events", H3_EVENTS, hidden=30, bi=True, opt="rmsprop", lr=1.5e-3, batch=56,
+                           pos_weight=3.5, epochs=8, seed=402),
+    "ev_rnn_b8": trial("events", H3_EVENTS, cell="rnn", hidden=52, lr=2.5e-3, betas=B8, clip=0.8, pos_weight=3.5,
+                       epochs=12, seed=403),
+    "ev_lstm": trial("events", H3_EVENTS, cell="lstm", hidden=20, lr=7e-3, batch=32, pos_weight=3.5, epochs=8,
+                     seed=404),
+    "s4_gru_b8": trial("sequences4", H3_WAVES, hidden=44, lr=6e-3, betas=B8, batch=40, epochs=12, seed=405),
+    "s4_lstm_bi_rmsm": trial("sequences4", H3_WAVES, cell="lstm", hidden=36, bi=True, opt="rmsprop", lr=3e-3,
+                             momentum=0.3, batch=32, epochs=12, seed=406),
+    "s4_rnn_bi": trial("sequences4", H3_WAVES, cell="rnn", hidden=48, bi=True, lr=2e-3, clip=1.0, batch=32,
+                       epochs=16, seed=407),
+    "wv_gru_sgdm": trial("word_vectors", H3_WORDS, hidden=64, opt="sgd", lr=3.0, momentum=0.9, batch=16, epochs=14,
+                         seed=408),  # lr 0.3, clip 1, batch 32: R2 0.07; lr 1: 0.12
+    "wv_lstm_bi_rms": trial("word_vectors", H3_WORDS, cell="lstm", hidden=36, bi=True, opt="rmsprop", lr=3e-3,
+                            epochs=12, seed=409),
+    "wv_gru_b8": trial("word_vectors", H3_WORDS, hidden=80, lr=5e-3, betas=B8, batch=56, epochs=12, seed=410),
+    "s4_gru_bi_big": trial("sequences4", H3_WAVES_BIG, hidden=32, bi=True, lr=6e-3, epochs=3, seed=411),
+    "wv_gru_rms_big": trial("word_vectors", H3_WORDS_BIG, hidden=56, opt="rmsprop", lr=4e-3, epochs=3, seed=412),
+}  # fmt: skip
+
+
+def h3_healthy_runs() -> list[Run]:
+    plain = [Run(f"h3-healthy-{i:02d}", "healthy", "none", cfg) for i, cfg in enumerate(H3_BASE.values(), 1)]
+    traps = [
+        ("noisy", trial("events", H3_EVENTS, hidden=36, lr=2.5e-3, batch=5, pos_weight=3.5, epochs=3, seed=413)),
+        ("noisy", trial("sequences4", H3_WAVES, hidden=32, bi=True, lr=3e-3, batch=7, epochs=4, seed=414)),
+        # (an Elman RNN at lr 5e-3, 3e-3 and 2e-3: no plateau, its loss kept falling or jumping)
+        ("early_plateau", trial("events", H3_EVENTS_EASY, hidden=24, opt="sgd", lr=0.2, momentum=0.9, clip=1.0,
+                                pos_weight=1.4, epochs=12, seed=415)),
+        ("early_plateau", trial("events", H3_EVENTS_EASY, cell="lstm", hidden=20, bi=True, opt="rmsprop", lr=5e-3,
+                                pos_weight=1.4, epochs=12, seed=416)),
+        ("slow_learner", trial("events", H3_EVENTS, hidden=40, bi=True, lr=2.5e-4, batch=20, pos_weight=3.5,
+                               epochs=10, seed=417)),
+        ("high_but_stable_lr", trial("sequences4", H3_WAVES, hidden=40, lr=0.04, batch=32, epochs=10, seed=418)),
+        ("high_but_stable_lr", trial("word_vectors", H3_WORDS, cell="lstm", hidden=40, bi=True, lr=0.03, epochs=10,
+                                     seed=419)),
+        ("mild_l2", tweak(H3_BASE["s4_gru_b8"], optimizer={"weight_decay": 1.5e-4})),
+    ]  # fmt: skip
+    first = len(plain) + 1
+    return plain + [
+        Run(f"h3-healthy-{i:02d}", "healthy", "none", cfg, trap=trap) for i, (trap, cfg) in enumerate(traps, first)
+    ]
+
+
+def h3_l2_runs() -> list[Run]:
+    plan = [
+        ("ev_lstm_sgdm", 0.14),
+        ("ev_gru_bi_rms", 0.055),
+        ("ev_rnn_b8", 0.28),
+        ("ev_lstm", 0.75),
+        ("s4_gru_b8", 0.11),
+        ("s4_lstm_bi_rmsm", 0.035),
+        ("s4_rnn_bi", 0.45),
+        ("wv_gru_sgdm", 0.22),
+        ("wv_lstm_bi_rms", 3.0),
+    ]
+    return [
+        Run(
+            f"h3-l2_collapsed-{i:02d}",
+            "l2_collapsed",
+            f"strong_l2_{wd}",
+            tweak(H3_BASE[base], optimizer={"weight_decay": wd}),
+            twin=H3_BASE[base],
+        )
+        for i, (base, wd) in enumerate(plan, 1)
+    ]
+
+
+def h3_diverged_runs() -> list[Run]:
+    b5, b2 = (0.5, 0.999), (0.2, 0.999)
+
+    def words(**kw):
+        return trial("word_vectors", H3_WORDS, **kw)
+
+    plan = [
+        # (a) non-finite
+        ("huge_lr_sgd", words(cell="lstm", hidden=36, bi=True, opt="sgd", lr=18.0, epochs=10, seed=421), ""),
+        ("huge_lr_sgd", words(cell="gru", hidden=48, opt="sgd", lr=60.0, epochs=10, seed=422), ""),
+        ("targets_x1e22", H3_BASE["wv_gru_b8"], "targets_x1e22"),
+        # (b) finite
+        ("adam_beta1_0.2_high_lr", trial("sequences4", H3_WAVES, hidden=40, bi=True, lr=0.15, betas=b2, batch=24,
+                                         epochs=10, seed=423), ""),  # lr 0.07: 1.21x; unidirectional 0.12: 1.35x
+        # Late: the loss falls for five epochs (best 0.016), jumps in the sixth and stays up (0.6 to 1.2).
+        ("adam_beta1_0.5_high_lr", trial("events", H3_EVENTS, hidden=44, lr=0.07, betas=b5, pos_weight=3.5,
+                                         epochs=10, seed=424), ""),
+        ("rmsprop_high_lr", words(cell="lstm", hidden=36, bi=True, opt="rmsprop", lr=0.5, epochs=10, seed=425), ""),
+        # lr 20: 1.48x; an LSTM at lr 9: 1.37x
+        ("huge_lr_sgd", trial("events", H3_EVENTS, hidden=30, bi=True, opt="sgd", lr=50.0, pos_weight=3.5,
+                              epochs=6, seed=426), ""),
+        # Late: the loss falls to 0.02 in six epochs, jumps to 0.96 in the seventh, comes back to 0.04
+        # and climbs again to 1.2 in the last two (lr 0.05: no clear fall first, 1.44x)
+        ("adam_high_lr_no_clip", trial("events", H3_EVENTS, cell="lstm", hidden=32, bi=True, lr=0.03,
+                                       pos_weight=3.5, epochs=12, seed=427), ""),
+        # Finite on regression: clipping holds an Elman RNN's loss at about 21 (from 0.095), never
+        # non-finite. (Adam at lr 0.08, 0.3, 0.45 on a words GRU: 1.07x, 1.34x, 1.17x; no late
+        # divergence on the words from Adam, RMSprop or SGD without clipping was found.)
+        ("huge_lr_sgd", words(cell="rnn", hidden=64, opt="sgd", lr=2.0, momentum=0.9, clip=1.0, batch=16,
+                              epochs=16, seed=428), ""),
+    ]  # fmt: skip
+    return [
+        Run(f"h3-diverged-{i:02d}", "diverged", fault, cfg, data_fault=data_fault)
+        for i, (fault, cfg, data_fault) in enumerate(plan, 1)
+    ]
+
+
+def h3_constant_output_runs() -> list[Run]:
+    plan = [
+        ("ev_lstm", "inputs_scaled_1e-9"),
+        ("ev_gru_bi_rms", "constant_inputs_-0.3"),
+        ("ev_lstm_sgdm", "labels_off_by_one"),  # on ev_rnn_b8 or ev_lstm: train loss falling, val rising
+        ("s4_gru_b8", "random_constant_sequences"),
+        ("s4_lstm_bi_rmsm", "zeroed_inputs"),
+        ("s4_gru_bi_big", "labels_off_by_one"),
+        ("wv_lstm_bi_rms", "inputs_scaled_1e-9"),
+        ("wv_gru_rms_big", "shuffled_labels"),
+    ]
+    return [
+        Run(f"h3-constant_output-{i:02d}", "constant_output", fault, H3_BASE[base], data_fault=fault,
+            twin=H3_BASE[base])
+        for i, (base, fault) in enumerate(plan, 1)
+    ]  # fmt: skip
+
+
+def h3_overfitting_runs() -> list[Run]:
+    # (task, training sequences, cell, hidden, bidirectional, data seed, input noise, optimizer, lr, momentum,
+    #  batch, epochs)
+    plan = [
+        ("events", 26, "gru", 184, False, 431, 0.6, "adam", 2.5e-3, 0.0, 5, 40),
+        ("events", 38, "lstm", 128, True, 432, 0.5, "rmsprop", 1e-3, 0.0, 7, 40),  # mild
+        # mild and slow: val loss flat near its best for epochs, then rising steadily (120 events
+        # sequences, a GRU of 64: 6.45x, with a jump half way)
+        ("word_vectors", 64, "gru", 128, False, 433, 0.0, "adam", 1e-3, 0.0, 8, 60),
+        ("sequences4", 34, "gru", 208, False, 434, 0.45, "adam", 2e-3, 0.0, 7, 40),
+        # a long plateau (about 16 epochs at the prior), then learning, then a slow val-loss rise (a
+        # waves LSTM, SGD lr 0.02: never left the plateau, 1.09x; lr 0.05, 0.1: val loss rising from
+        # epoch 0)
+        ("events", 64, "gru", 104, False, 435, 0.45, "sgd", 0.03, 0.9, 8, 60),
+        ("sequences4", 160, "lstm", 96, True, 436, 0.3, "adam", 3e-3, 0.0, 8, 40),  # mild: a larger set
+        ("word_vectors", 22, "gru", 216, False, 437, 0.0, "rmsprop", 2e-3, 0.0, 5, 40),
+        ("word_vectors", 60, "lstm", 160, True, 438, 0.0, "adam", 3e-3, 0.0, 7, 40),  # mild
+    ]
+    runs = []
+    for i, (task, n, cell, hidden, bi, data_seed, noise, opt, lr, mom, batch, epochs) in enumerate(plan, 1):
+        cfg = trial(
+            task, h3_tiny(task, n, data_seed, noise), cell=cell, hidden=hidden, bi=bi, opt=opt, lr=lr, momentum=mom,
+            batch=batch, pos_weight=2.2, epochs=epochs, evals=1, seed=430 + i,
+        )  # fmt: skip
+        runs.append(Run(f"h3-overfitting-{i:02d}", "overfitting", f"tiny_train_set_{n}", cfg))
+    return runs
+
+
+def holdout3_corpus() -> list[Run]:
+    return h3_healthy_runs() + h3_l2_runs() + h3_diverged_runs() + h3_constant_output_runs() + h3_overfitting_runs()
+
+
 # name -> (the runs, the folder their four files go to)
 SETS: dict[str, tuple[Callable[[], list[Run]], Path]] = {
     "corpus": (corpus, HERE),
     "holdout": (holdout_corpus, HERE / "holdout"),
     "holdout2": (holdout2_corpus, HERE / "holdout2"),
+    "holdout3": (holdout3_corpus, HERE / "holdout3"),
 }
 
 
@@ -1062,9 +1269,13 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument(
         "--holdout2", action="store_true", help="the second held-out corpus, written to holdout2/ (never tune on it)"
     )
+    which.add_argument(
+        "--holdout3", action="store_true", help="the third held-out corpus, written to holdout3/ (never tune on it)"
+    )
     parser.add_argument("--out", type=Path, help="write the four files into this folder instead (e.g. to cmp)")
     args = parser.parse_args(argv)
-    make, folder = SETS["holdout2" if args.holdout2 else "holdout" if args.holdout else "corpus"]
+    name = "holdout3" if args.holdout3 else "holdout2" if args.holdout2 else "holdout" if args.holdout else "corpus"
+    make, folder = SETS[name]
     every = make()
     runs = every
     if args.only:
