@@ -20,6 +20,8 @@ with defaults as (
          'diverged, a late jump: the training loss''s tail (its last two windows, or the last alone when it holds one logged point, an epoch''s mean) is at least this many times its best, however late (the quickstart: 0.20 at epoch 7, 0.73 in epoch 8)'),
         ('diverge_jump_give_back', 0.15,
          'diverged, a late jump: ... and gave back at least this fraction of what it had learned, (tail - best) / (first - best), so a near-zero loss doubling is no jump; the validation loss, where logged, must end diverge_min_rise above its best too (a jump it does not share is small-batch noise)'),
+        ('diverge_above_chance', 5.0,
+         'diverged, never as good as chance: the best loss is at least this many times the chance loss (ln C; the targets'' variance): predictions confidently wrong, not merely uninformed (a network stuck on one output sits near chance: 1.2-1.6x with the corpora''s weighted BCE)'),
         ('diverge_score_lost', 0.15,
          'diverged, learned then lost it: the best validation score was at least this above chance, the final one is back within chance_margin of it, and the training loss ended diverge_min_rise above its best'),
         ('overfit_val_rise', 0.15,

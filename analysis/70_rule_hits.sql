@@ -21,7 +21,7 @@ threshold_values as (
     pivot (select name, value from thresholds)
     on name in (
         'diverge_give_back', 'diverge_min_rise', 'diverge_explode', 'diverge_jump', 'diverge_jump_give_back',
-        'diverge_score_lost', 'overfit_val_rise', 'overfit_give_back', 'overfit_memorised', 'overfit_give_back_memorised',
+        'diverge_above_chance', 'diverge_score_lost', 'overfit_val_rise', 'overfit_give_back', 'overfit_memorised', 'overfit_give_back_memorised',
         'overfit_train_fit', 'overfit_train_slack', 'overfit_acc_drop', 'collapse_sigma',
         'collapse_weight_shrink', 'l2_strong', 'chance_margin', 'flat_loss', 'constant_pred_ratio'
     )
@@ -267,6 +267,28 @@ diverged_at_start as (
     where early_jump and not_learning
 ),
 
+-- 67 diverged, never as good as chance: even the best loss is diverge_above_chance times the
+-- chance loss (ln C, the targets' variance). A network that learned nothing sits near chance
+-- (constant_output, l2_collapsed); far above it, its predictions are confidently wrong: the step
+-- size blew it up, and an epoch-level log that starts after the blow-up shows only the wreck
+-- (holdout3's SGD at lr 4 on the events, best loss 104 against 0.69). Needs a chance level.
+-- Onset: the first training window.
+diverged_above_chance as (
+    select
+        run_id,
+        'diverged' as label,
+        67 as priority,
+        'medium' as confidence,
+        train_loss_first_step as onset_step,
+        coalesce(case when val_loss_best is not null then 'val_loss' end, 'train_loss') as metric,
+        loss_best as value,
+        diverge_above_chance * chance_loss as threshold,
+        printf('the best loss %.3g is %.3gx the %.3g of predicting nothing about the input (>= %gx): confidently wrong predictions, the weights blew up',
+            loss_best, loss_best / chance_loss, chance_loss, diverge_above_chance) as evidence
+    from inputs
+    where loss_best >= diverge_above_chance * chance_loss
+),
+
 -- 70 constant_output (seed 001: the same output for every input): the prediction std across
 -- inputs ended below pred_std_floor (TheDeepChecker: output variance zero), and the training
 -- loss stopped falling. Onset: the first window of the final flat stretch, after the last
@@ -446,6 +468,7 @@ final as (
     union all by name select * from diverged_lost_score
     union all by name select * from diverged_exploded
     union all by name select * from diverged_at_start
+    union all by name select * from diverged_above_chance
     union all by name select * from constant_output_spread
     union all by name select * from overfitting_loss
     union all by name select * from overfitting_acc

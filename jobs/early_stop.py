@@ -31,12 +31,14 @@ the diagnosis labels the stopped run the same (analysis/70_rule_hits.sql):
   where a collapsed model still lowers its loss by predicting the base rate.
 - constant_output: the prediction spread across validation inputs is below 0.2 % of the
   targets' spread while sigma_max(W_hh) is 1 or more (normal-sized weights, not L2's
-  signature), for 3 evaluations in a row.
+  signature), for 3 evaluations in a row. Unless the loss blew up first: the first window
+  2x the untrained model's validation loss, or the best validation loss 5x the chance loss
+  (ln C; the targets' variance). Flat predictions are then the wreck of a divergence, and
+  the stop says "diverged: ..." (the diagnosis's diverged_at_start and diverged_above_chance).
 Replayed over tests/corpus and its held-out part, neither stops a healthy or overfitting run;
 they stop 10/10 and 7/8 collapsed runs (the one left still learned a little: balanced
 accuracy 0.56) and 7/10 and 6/8 constant ones (the others predict with a small but real
-spread: shuffled labels), leaving 85-91 % of their steps unrun. They also stop 2 diverged
-runs as constant_output (their output saturated before the loss rose). The closest
+spread: shuffled labels), leaving 85-91 % of their steps unrun. The closest
 healthy run (a slow learner, ho-healthy-14) keeps a spread of at least 0.8 % for any 3
 evaluations in a row: four times the threshold. tests/test_early_stop.py replays both rules.
 
@@ -57,6 +59,8 @@ LEARNED = 0.8  # ... or, with no score logged, the best validation loss above th
 L2_PATIENCE = 2
 FLAT_SPREAD = 0.002  # constant_output: prediction spread below this fraction of the targets'
 FLAT_PATIENCE = 3
+EXPLODE = 2.0  # ... unless the first window was this many times the untrained loss (the diagnosis' diverge_explode)
+ABOVE_CHANCE = 5.0  # ... or the best validation loss this many times the chance loss (its diverge_above_chance)
 
 
 class TrainLossWindow:
@@ -174,11 +178,28 @@ class PathologyWatch:
                 f"evaluations under weight_decay {self.decay_on_hh:g} on W_hh, and nothing learned yet ({self._learning()})"
             )
         if self.flat_streak >= FLAT_PATIENCE:
-            return (
-                f"constant_output: prediction spread {spread:.3g} < {FLAT_SPREAD:g} of the targets' "
-                f"({self.target_std:.3g}) for {self.flat_streak} evaluations in a row, with normal-sized weights"
+            flat_for = (
+                f"prediction spread {spread:.3g} < {FLAT_SPREAD:g} of the targets' ({self.target_std:.3g}) "
+                f"for {self.flat_streak} evaluations in a row"
             )
+            blow_up = self._blow_up()
+            if blow_up:
+                return f"diverged: {blow_up}; since then {flat_for}"
+            return f"constant_output: {flat_for}, with normal-sized weights"
         return None
+
+    def _blow_up(self) -> str:
+        """Why the loss blew up before the predictions went flat, or "" when it did not."""
+        first_window = self.divergence.first
+        if self.first_val and first_window is not None and first_window >= EXPLODE * self.first_val:
+            return f"the train loss jumped to {first_window / self.first_val:.3g}x the untrained model's in its first steps"
+        if self.score == "val_r2":
+            chance_loss = self.target_std**2 if self.target_std else None
+        else:
+            chance_loss = math.log(1 / self.chance) if 0 < self.chance < 1 else None
+        if chance_loss and self.best_val >= ABOVE_CHANCE * chance_loss:
+            return f"the best val_loss {self.best_val:.3g} is {self.best_val / chance_loss:.3g}x the chance loss"
+        return ""
 
     def _learning(self) -> str:
         if self.best_score > -math.inf:

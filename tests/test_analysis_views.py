@@ -62,10 +62,16 @@ def curve(values, every: int = 50) -> list[tuple[int, float]]:
     return [(every * (i + 1), float(v)) for i, v in enumerate(values)]
 
 
-# The corpus never fires these two rules: a trial the early stop ended, and accuracy-only logs
-# whose validation accuracy fell while train accuracy held (and the fixture adds a third: a
-# trial the pathology early stop ended).
+# The corpus never fires these rules: a trial the early stop ended, accuracy-only logs whose
+# validation accuracy fell while train accuracy held, and a 4-class log that starts after its
+# loss blew up, never near chance (ln 4 = 1.39) again (and the fixture adds another: a trial the
+# pathology early stop ended).
 EXTRA = {
+    "wrecked": {
+        "train_loss": curve([40.0 + (i % 3) for i in range(20)]),
+        "val_loss": curve([35.0 + (i % 4) for i in range(20)]),
+        "val_acc": curve([0.25] * 20),
+    },
     "stopped": {
         "train_loss": curve([1.0 - 0.04 * i if i < 10 else 0.6 + 0.3 * (i - 10) for i in range(20)]),
         "val_loss": curve([1.0] * 20),
@@ -91,7 +97,7 @@ def warehouse(tmp_path_factory) -> Path:
         for step, value in points
     ]
     pq.write_table(pa.Table.from_pylist(rows), folder / "extra.parquet")
-    params = {"run_id": list(EXTRA), "task": ["classification"] * 2, "n_classes": [4, 4], "lr": [0.01, 0.01]}
+    params = {"run_id": list(EXTRA), "task": ["classification"] * 3, "n_classes": [4] * 3, "lr": [0.01] * 3}
     pq.write_table(pa.table(params), folder / "extra_params.parquet")
     import_runs(path, folder / "extra.parquet", folder / "extra_params.parquet", "extra")
     # and one trial the pathology early stop ended, trained here: its stop reason names its label
