@@ -247,8 +247,8 @@ diverged_exploded as (
 -- 65 diverged at the start: the training loss's first window is diverge_explode times the
 -- untrained model's validation loss (an early jump) and the run never learned after: the first
 -- steps blew the weights up, and what is left predicts one value, so the spread rule below
--- would say constant_output; the cause is the step size (holdout2's regressions at Adam lr 0.2
--- and RMSprop lr 0.6). Needs the untrained evaluation. Onset: the first training window.
+-- would say constant_output; the cause is the step size (holdout2's regressions at RMSprop lr 0.2
+-- and Adam lr 0.6). Needs the untrained evaluation. Onset: the first training window.
 diverged_at_start as (
     select
         run_id,
@@ -271,7 +271,7 @@ diverged_at_start as (
 -- chance loss (ln C, the targets' variance). A network that learned nothing sits near chance
 -- (constant_output, l2_collapsed); far above it, its predictions are confidently wrong: the step
 -- size blew it up, and an epoch-level log that starts after the blow-up shows only the wreck
--- (holdout3's SGD at lr 4 on the events, best loss 104 against 0.69). Needs a chance level.
+-- (holdout3's SGD at lr 50 on the events, best loss 104 against 0.69). Needs a chance level.
 -- Onset: the first training window.
 diverged_above_chance as (
     select
