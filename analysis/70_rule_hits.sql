@@ -262,7 +262,10 @@ diverged_at_start as (
         concat_ws('; ',
             printf('the train loss jumped to %.2gx the untrained model''s %.3g in its first steps (>= %gx)',
                 train_loss_first / val_loss_first, val_loss_first, diverge_explode),
-            coalesce(score_text, printf('best val_loss %.3g', val_loss_best)) || ': it never learned after') as evidence
+            coalesce(score_text, printf('best val_loss %.3g', val_loss_best)) || ': it never learned after',
+            case when pred_std_last < pred_std_floor
+                then printf('its predictions are flat (std %.3g < %.3g): the same output for every input', pred_std_last, pred_std_floor)
+            end) as evidence
     from inputs
     where early_jump and not_learning
 ),
