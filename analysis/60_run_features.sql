@@ -11,7 +11,7 @@
 -- or the last alone when that holds one logged point: an epoch-level log's last epoch), for a
 -- late jump. Joined with the hyper-parameters the fixes refer to, and with the chance level of
 -- the run's score and loss (1/C and ln C for C classes; 0 and the target variance for
--- regression, its spread logged at step 0 or given in an import's params). has_baseline: the log holds an untrained evaluation (a validation metric at
+-- regression, its spread given in an import's params or logged at step 0). has_baseline: the log holds an untrained evaluation (a validation metric at
 -- step 0 with no training loss there; a training loss at step 0 means step 0 is the end of a
 -- first epoch, as in a Keras CSV). With one, the best validation score skips that untrained
 -- window. A trial the early stop ended (training.early_stop logged early_stopped) carries that
@@ -131,8 +131,9 @@ baselined as (
         *,
         coalesce(eval_first_step = 0 and coalesce(train_loss_first_step > 0, true), false) as has_baseline,
         coalesce(params.n_classes, try_cast(pivoted.logged_n_classes as bigint)) as classes,
-        -- the targets' spread: logged at step 0 by rnnsweep, else given in an import's params
-        coalesce(pivoted.logged_target_std, params.given_target_std) as target_std
+        -- the targets' spread: given in an import's params (they override the source), else
+        -- logged at step 0 by rnnsweep
+        coalesce(params.given_target_std, pivoted.logged_target_std) as target_std
     from params
     join pivoted using (run_id)
     left join val_descent using (run_id)

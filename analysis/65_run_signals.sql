@@ -64,7 +64,7 @@ signals as (
                         >= still_falling_pace * (val_loss_first - val_loss_final_floor),
                 false) as loss_still_falling,
         -- the first window of training already far above the untrained model's loss: a jump
-        has_baseline and train_loss_first >= diverge_explode * val_loss_first as early_jump
+        has_baseline and val_loss_first > 0 and train_loss_first >= diverge_explode * val_loss_first as early_jump
     from losses
 ),
 final as (

@@ -289,10 +289,10 @@ diverged_above_chance as (
         printf('the best loss %.3g is %.3gx the %.3g of predicting nothing about the input (>= %gx): confidently wrong predictions, the weights blew up',
             loss_best, loss_best / chance_loss, chance_loss, diverge_above_chance) as evidence
     from inputs
-    where loss_best >= diverge_above_chance * chance_loss
+    where chance_loss > 0 and loss_best >= diverge_above_chance * chance_loss
 ),
 
--- 70 constant_output (seed 001: the same output for every input): the prediction std across
+-- 70 constant_output (the same output for every input, seed 001's symptom): the prediction std across
 -- inputs ended below pred_std_floor (TheDeepChecker: output variance zero), and the training
 -- loss stopped falling. Onset: the first window of the final flat stretch, after the last
 -- window where predictions still varied.

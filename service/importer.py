@@ -8,7 +8,8 @@ read as the canonical ones (importers/names.py, plus `--map`), and the params co
 source where it has them, overridden by PARAMS (`run_id` plus hyper-parameter columns: lr,
 weight_decay, optimizer, beta1, beta2, batch_size, clip_grad_norm, cell, hidden, epochs,
 n_train, task = classification | regression, n_classes, target_std (the regression targets'
-standard deviation: it gives a loss-only regression log its chance level), or any other).
+standard deviation: it gives a loss-only regression log its chance level, and makes the run a
+regression), or any other).
 
 Every value is range-checked here, where it enters, so nothing accepted can break a view
 later: steps are whole numbers from 0 to below 2**40 (about 1.1e12: more than any training
@@ -58,6 +59,7 @@ TASKS = ("classification", "regression")
 MAX_STEP = 2**40
 MAX_EPOCH = 2**31
 MAX_CLASSES = 2**31  # n_classes is read as an integer
+MIN_TARGET_STD, MAX_TARGET_STD = 1e-100, 1e100  # squared (the chance loss), still a normal double
 PARAM_VALUE = "a parameter is a finite number, text or true/false"
 
 
@@ -202,13 +204,19 @@ def checked_params(run_id: str, params: dict, labels: dict[str, str], source_lab
             f"{origin('task')}: column 'task': run {run_id!r} has {task!r}; expected one of {', '.join(TASKS)}"
         )
     target_std = params.get("target_std")  # a regression's chance loss is the targets' variance
-    if target_std is not None and not (
-        isinstance(target_std, int | float) and not isinstance(target_std, bool) and target_std > 0
-    ):
-        raise UserError(
-            f"{origin('target_std')}: column 'target_std': run {run_id!r} has {target_std!r}; "
-            "expected the targets' standard deviation, a number > 0"
-        )
+    if target_std is not None:
+        number = isinstance(target_std, int | float) and not isinstance(target_std, bool)
+        if not (number and MIN_TARGET_STD <= target_std <= MAX_TARGET_STD):  # its square stays a normal double
+            raise UserError(
+                f"{origin('target_std')}: column 'target_std': run {run_id!r} has {target_std!r}; "
+                f"expected the targets' standard deviation, a number from {MIN_TARGET_STD:g} to {MAX_TARGET_STD:g}"
+            )
+        if task == "classification":
+            raise UserError(
+                f"{origin('target_std')}: column 'target_std': run {run_id!r} is a classification run; "
+                "target_std is a regression's targets' spread"
+            )
+        params = params | {"task": "regression"}  # the targets' spread says what the task is
     n_classes = params.get("n_classes")
     if n_classes is None:
         return params

@@ -176,6 +176,12 @@ def test_every_rule_is_in_the_union_and_yields_the_rule_columns(warehouse):
     assert max(priorities, key=priorities.get) == "healthy"
 
 
+def test_a_log_that_starts_after_its_blow_up_is_diverged_never_constant(warehouse):
+    with read_only(warehouse) as con:
+        [(label, evidence)] = con.sql("select label, evidence from diagnosis where run_id = 'extra:wrecked'").fetchall()
+    assert label == "diverged" and "of predicting nothing about the input" in evidence, evidence
+
+
 def test_every_threshold_is_documented_read_by_name_and_compared(warehouse):
     with read_only(warehouse) as con:
         thresholds = dict(con.sql("select name, description from thresholds").fetchall())

@@ -247,12 +247,12 @@ def test_every_diagnosis_names_its_evidence_and_a_fix(diagnosed):
 
 
 def params_with_spread(corpus: str, into: Path) -> Path:
-    """The corpus's params file plus `target_std`, the regression targets' spread (what rnnsweep
-    logs at step 0), as a user would give it beside a loss-only log."""
+    """The corpus's params file plus `target_std` on its regression runs, the targets' spread (what
+    rnnsweep logs at step 0), as a user would give it beside a loss-only log."""
     path = into / f"{corpus}-params-spread.parquet"
     duckdb.sql(f"""
         copy (
-            select params.*, spread.value as target_std
+            select params.*, case when params.task = 'regression' then spread.value end as target_std
             from '{folder(corpus) / "params.parquet"}' params
             left join (select run_id, value from '{folder(corpus) / "metrics.parquet"}' where metric = 'target_std') spread
                 using (run_id)

@@ -237,6 +237,7 @@ def test_watch_for_follows_the_config():
         (0.7, [0.69, 0.69, 0.69], "constant_output: prediction spread"),  # flat from the start
         (2.5, [0.69, 0.69, 0.69], "diverged: the train loss jumped to 3.57x the untrained model's"),
         (0.7, [9.0, 8.0, 8.5], "diverged: the best val_loss 8 is 11.5x the chance loss"),  # ln 2 = 0.693
+        (0.7, [None, None, None], "constant_output: prediction spread"),  # no validation loss logged
     ],
 )
 def test_flat_predictions_after_a_blow_up_are_a_divergence(first_window, val_losses, said):
@@ -244,7 +245,7 @@ def test_flat_predictions_after_a_blow_up_are_a_divergence(first_window, val_los
     watch.baseline({"val_loss": 0.7, "sigma_max_hh": 3.0})
     windows = [first_window, 0.69, 0.69]
     reasons = [
-        watch.observe(w, {"val_loss": v, "val_acc": 0.5, "pred_std": 1e-6, "sigma_max_hh": 3.0})
+        watch.observe(w, {"val_acc": 0.5, "pred_std": 1e-6, "sigma_max_hh": 3.0} | ({"val_loss": v} if v else {}))
         for w, v in zip(windows, val_losses, strict=True)
     ]
     assert reasons[:2] == [None, None] and reasons[2].startswith(said), reasons

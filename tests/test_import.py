@@ -139,9 +139,16 @@ def test_parquet_import(tmp_path):
         (
             GOOD,
             "run_id,task,target_std\n1,regression,0\n",
-            "p.csv: column 'target_std': run '1' has 0; expected the targets' standard deviation, a number > 0",
+            "p.csv: column 'target_std': run '1' has 0; expected the targets' standard deviation, a number from 1e-100",
         ),
         (GOOD, "run_id,target_std\n1,wide\n", "p.csv: column 'target_std': run '1' has 'wide'"),
+        (GOOD, "run_id,target_std\n1,1e200\n", "p.csv: column 'target_std': run '1' has 1e+200; expected"),
+        (GOOD, "run_id,target_std\n1,true\n", "p.csv: column 'target_std': run '1' has True; expected"),
+        (
+            GOOD,
+            "run_id,task,target_std\n1,classification,0.3\n",
+            "p.csv: column 'target_std': run '1' is a classification run; target_std is a regression's",
+        ),
         (GOOD, "lr\n0.1\n", "p.csv: missing column 'run_id'"),
     ],
 )
@@ -180,8 +187,11 @@ def test_a_regression_log_of_loss_only_is_judged_by_the_targets_spread_given_in_
     source = write(tmp_path, "m.csv", metrics)
     verdicts = {}
     for given in ("", ",0.5"):  # a spread of 0.5: variance 0.25, the flat run's loss
-        params = write(tmp_path, "p.csv", "run_id,task" + (",target_std" if given else "") + "\n")
-        params.write_text(params.read_text() + "".join(f"{run},regression{given}\n" for run in ("flat", "learns")))
+        header = "run_id,task" + (",target_std" if given else "")
+        task = "regression" if not given else ""  # a spread given says regression by itself
+        params = write(
+            tmp_path, "p.csv", header + "\n" + "".join(f"{run},{task}{given}\n" for run in ("flat", "learns"))
+        )
         import_runs(tmp_path / "wh.duckdb", source, params, "reg")
         rows = diagnose(tmp_path / "wh.duckdb", "reg").to_pylist()
         verdicts[given] = {r["run_id"]: (r["label"], r["confidence"], r["evidence"]) for r in rows}
