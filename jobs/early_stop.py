@@ -38,7 +38,8 @@ the diagnosis labels the stopped run the same (analysis/70_rule_hits.sql):
 Replayed over tests/corpus and its held-out sets, neither stops a healthy or overfitting run;
 they stop 10/10, 7/8, 7/7 and 9/9 collapsed runs (the one left still learned a little:
 balanced accuracy 0.56) and 7/10, 6/8, 5/7 and 4/8 constant ones (the others predict with a
-small but real spread: shuffled labels), leaving 85-91 % of their steps unrun, and every run
+small but real spread: shuffled or shifted labels, sequences that differ by a constant only),
+leaving 85-91 % of their steps unrun, and every run
 they stop is stopped under its own label (tests/test_early_stop.py). The closest
 healthy run (a slow learner, ho-healthy-14) keeps a spread of at least 0.8 % for any 3
 evaluations in a row: four times the threshold. tests/test_early_stop.py replays both rules.
