@@ -117,7 +117,7 @@ class ResourcesConfig(Section):
 
 class TrialKeys(Section):
     """The trial-level keys: a grid sets them in its [sweep] table, where a list of seeds is
-    `seeds` (rnnsweep.service.spec derives that table from this one)."""
+    `seeds` (rnnsweep.service.grid_keys derives that table from this one)."""
 
     task: TaskName = "events"
     seed: int = Field(0, ge=0, le=INT32_MAX)  # model initialisation and batch order

@@ -21,8 +21,9 @@ import pyarrow as pa
 
 from rnnsweep.jobs.config import TrialConfig
 from rnnsweep.service.errors import UserError
+from rnnsweep.service.grid_keys import SECTIONS, TRIAL_FIELDS
 from rnnsweep.service.query import run_query
-from rnnsweep.service.spec import SECTIONS, TRIAL_FIELDS, Grid, build_grid
+from rnnsweep.service.spec import Grid, build_grid
 
 FIX_SUFFIX = "-fix"
 TO_FIX = """

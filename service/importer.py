@@ -244,7 +244,7 @@ def import_runs(
     names: list[str] | tuple[str, ...] = (),
 ) -> ImportReport:
     """Read, name, check, then load in one transaction; nothing is written unless every check passed."""
-    from rnnsweep.service.spec import SweepSection
+    from rnnsweep.service.grid_keys import SweepSection
 
     try:
         SweepSection(name=sweep)

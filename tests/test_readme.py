@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from rnnsweep.service.spec import SECTIONS
+from rnnsweep.service.grid_keys import SECTIONS
 from tests.test_cli import COMMANDS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,15 +13,8 @@ from hypothesis import strategies as st
 
 from rnnsweep.jobs.config import ModelConfig, TrialConfig, TrialKeys, run_id_of
 from rnnsweep.service.errors import GridError
-from rnnsweep.service.spec import (
-    MAX_TRIALS_WITHOUT_YES,
-    SWEEP_ONLY,
-    TRIAL_FIELDS,
-    SweepSection,
-    axis_value,
-    build_grid,
-    load_grid,
-)
+from rnnsweep.service.grid_keys import SWEEP_ONLY, TRIAL_FIELDS, SweepSection
+from rnnsweep.service.spec import MAX_TRIALS_WITHOUT_YES, axis_value, build_grid, load_grid
 
 ISSUE_GRID = """
 [sweep]

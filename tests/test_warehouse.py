@@ -15,9 +15,9 @@ import pytest
 from rnnsweep.jobs.config import TrialConfig
 from rnnsweep.jobs.metric_log import METRIC_SCHEMA, MetricLog, attempt_dir, claim_attempt, list_chunks, resolve_storage
 from rnnsweep.service.errors import UserError, WarehouseBusy
+from rnnsweep.service.grid_keys import SECTIONS, SWEEP_ONLY
 from rnnsweep.service.query import run_query
 from rnnsweep.service.reports import column_of
-from rnnsweep.service.spec import SECTIONS, SWEEP_ONLY
 from rnnsweep.service.warehouse import Warehouse, analysis_files, connect_with_retry
 from tests.conftest import tiny_trial
 
