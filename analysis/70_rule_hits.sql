@@ -353,14 +353,13 @@ overfitting_loss as (
         select
             *,
             case when has_baseline then val_loss_first else greatest(val_loss_first, chance_loss) end as val_loss_start,
-            train_loss_final <= overfit_memorised * train_loss_first as memorised,
-            case when train_loss_final <= overfit_memorised * train_loss_first
-                then overfit_give_back_memorised else overfit_give_back end as give_back_needed
+            train_loss_final <= overfit_memorised * train_loss_first as memorised
         from inputs
     )
     where val_loss_final_windows >= 2
         and val_loss_final_floor >= (1 + overfit_val_rise) * val_loss_best
-        and val_loss_final_floor - val_loss_best >= give_back_needed * (val_loss_start - val_loss_best)
+        and val_loss_final_floor - val_loss_best
+            >= case when memorised then overfit_give_back_memorised else overfit_give_back end * (val_loss_start - val_loss_best)
         and coalesce(
             train_loss_final <= overfit_train_fit * train_loss_first
                 and train_loss_final - train_loss_best <= overfit_train_slack * (train_loss_first - train_loss_best),

@@ -153,12 +153,17 @@ def macro_f1(confusion: Counter, labels=LABELS) -> float:
     return sum(f1) / len(f1)
 
 
+def diagnosed_runs(source: Path, params: Path, sweep: str, into: Path) -> dict[str, dict]:
+    """Each run's diagnosis row, by its run_id in the files, after `rnnsweep import` into `into`."""
+    import_runs(into / "wh.duckdb", source, params, sweep)
+    return {r["run_id"].removeprefix(f"{sweep}:"): r for r in diagnose(into / "wh.duckdb", sweep).to_pylist()}
+
+
 @pytest.fixture(scope="module", params=sorted(FLOORS), ids=lambda key: "-".join(key))
 def diagnosed(request, tmp_path_factory):
     corpus, shape = request.param
     folder_ = tmp_path_factory.mktemp(f"{corpus}-{shape}")
-    import_runs(folder_ / "wh.duckdb", shape_file(corpus, shape, folder_), folder(corpus) / "params.parquet", corpus)
-    found = {r["run_id"].removeprefix(f"{corpus}:"): r for r in diagnose(folder_ / "wh.duckdb", corpus).to_pylist()}
+    found = diagnosed_runs(shape_file(corpus, shape, folder_), folder(corpus) / "params.parquet", corpus, folder_)
     return request.param, found
 
 
@@ -270,8 +275,7 @@ WITH_SPREAD = {"corpus": (74, 0.986), "holdout": (48, 0.963), "holdout2": (44, 0
 @pytest.mark.parametrize("corpus", sorted(WITH_SPREAD))
 def test_the_targets_spread_given_in_the_params_ends_the_regression_abstentions(corpus, tmp_path):
     params = params_with_spread(corpus, tmp_path)
-    import_runs(tmp_path / "wh.duckdb", shape_file(corpus, "epoch_no_baseline", tmp_path), params, corpus)
-    found = {r["run_id"].removeprefix(f"{corpus}:"): r for r in diagnose(tmp_path / "wh.duckdb", corpus).to_pylist()}
+    found = diagnosed_runs(shape_file(corpus, "epoch_no_baseline", tmp_path), params, corpus, tmp_path)
     labels = truth(corpus)
     assert not [r for r, row in found.items() if row["evidence"].startswith(("no baseline", "no chance level"))]
     assert not [r for r in labels if labels[r]["label"] == "healthy" and found[r]["label"] != "healthy"]
@@ -295,9 +299,7 @@ def diagnose_shapes(name: str, level: str, into: Path) -> tuple[dict[str, dict],
     metrics_minimal: epoch-level from epoch 1, loss only for the lm-* runs)."""
     shapes = CORPUS / name
     labels = {r["run_id"]: r for r in pq.read_table(shapes / "labels.parquet").to_pylist()}
-    import_runs(into / "wh.duckdb", shapes / f"{level}.parquet", shapes / "params.parquet", name)
-    found = {r["run_id"].removeprefix(f"{name}:"): r for r in diagnose(into / "wh.duckdb", name).to_pylist()}
-    return labels, found
+    return labels, diagnosed_runs(shapes / f"{level}.parquet", shapes / "params.parquet", name, into)
 
 
 @pytest.mark.parametrize("level", sorted(SHAPES_MISSES))
@@ -397,12 +399,9 @@ def report() -> None:
     for key in sorted(FLOORS):
         corpus, shape = key
         with tempfile.TemporaryDirectory() as tmp:
-            import_runs(
-                Path(tmp) / "wh.duckdb", shape_file(corpus, shape, Path(tmp)), folder(corpus) / "params.parquet", corpus
+            found = diagnosed_runs(
+                shape_file(corpus, shape, Path(tmp)), folder(corpus) / "params.parquet", corpus, Path(tmp)
             )
-            found = {
-                r["run_id"].removeprefix(f"{corpus}:"): r for r in diagnose(Path(tmp) / "wh.duckdb", corpus).to_pylist()
-            }
         labels, confusion = truth(corpus), confusion_of(key, found)
         healthy = [r for r in labels if labels[r]["label"] == "healthy"]
         alarms = sum(found[r]["label"] != "healthy" for r in healthy)
@@ -432,10 +431,7 @@ def report() -> None:
     for corpus in sorted(WITH_SPREAD):
         with tempfile.TemporaryDirectory() as tmp:
             params = params_with_spread(corpus, Path(tmp))
-            import_runs(Path(tmp) / "wh.duckdb", shape_file(corpus, "epoch_no_baseline", Path(tmp)), params, corpus)
-            found = {
-                r["run_id"].removeprefix(f"{corpus}:"): r for r in diagnose(Path(tmp) / "wh.duckdb", corpus).to_pylist()
-            }
+            found = diagnosed_runs(shape_file(corpus, "epoch_no_baseline", Path(tmp)), params, corpus, Path(tmp))
         labels = truth(corpus)
         confusion = Counter((labels[r]["label"], found[r]["label"]) for r in labels)
         alarms = sum(found[r]["label"] != "healthy" for r in labels if labels[r]["label"] == "healthy")
